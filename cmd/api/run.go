@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kelseyhightower/envconfig"
+	"github.com/rs/zerolog"
+
+	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/httpapi"
+	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/telemetry"
+)
+
+// run is the whole program. It returns when ctx ends and the server has drained.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		return usage(stdout)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return migrateAll(cfg)
+		case "healthcheck":
+			return healthcheck(ctx, cfg.HTTPAddr)
+		default:
+			return fmt.Errorf("unknown command %q (want migrate, healthcheck or -h)", args[0])
+		}
+	}
+	log, err := telemetry.NewLogger(stdout, cfg.LogLevel, cfg.LogFormat, "api")
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, log, nil)
+}
+
+func usage(w io.Writer) error {
+	fmt.Fprintln(w, "api serves the bank-account HTTP API.\n\nUsage: api [migrate|healthcheck|-h]\n\nEnvironment:")
+	return envconfig.Usagef("", &config{}, w, "  {{range .}}{{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}")
+}
+
+func loadConfig() (config, error) {
+	var cfg config
+	if err := envconfig.Process("", &cfg); err != nil {
+		return cfg, err
+	}
+	if cfg.ReadDatabaseURL == "" {
+		cfg.ReadDatabaseURL = cfg.DatabaseURL
+	}
+	if _, err := domain.ParseCurrency(cfg.DefaultCurrency); err != nil {
+		return cfg, fmt.Errorf("DEFAULT_CURRENCY: %w", err)
+	}
+	if cfg.IdempotencyTTL < 24*time.Hour {
+		return cfg, errors.New("IDEMPOTENCY_KEY_TTL must be at least 24h")
+	}
+	return cfg, nil
+}
+
+func migrateAll(cfg config) error {
+	if err := store.Migrate(cfg.DatabaseURL, store.EventStoreSchema); err != nil {
+		return err
+	}
+	return store.Migrate(cfg.ReadDatabaseURL, store.ReadModelSchema)
+}
+
+// serve runs the HTTP server until ctx ends. ready, when not nil, receives the
+// listening address (tests use HTTP_ADDR=127.0.0.1:0).
+func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- string) error {
+	if cfg.MigrateOnStart {
+		if err := migrateAll(cfg); err != nil {
+			return err
+		}
+	}
+	pool, err := newPool(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	cur := domain.MustCurrency(cfg.DefaultCurrency)
+	reg := telemetry.NewRegistry()
+	telemetry.RegisterPool(reg, "events", pool)
+	events := store.NewEventStore(pool, store.Options{DefaultCurrency: cur, SnapshotEvery: cfg.SnapshotEvery, Log: log})
+	commands := command.NewService(events, command.Config{
+		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, Observer: telemetry.NewCommandMetrics(reg),
+	})
+	router := httpapi.NewRouter(httpapi.Deps{
+		Commands: commands,
+		Events:   events,
+		Ready:    readiness(pool, cfg),
+		Metrics:  telemetry.Handler(reg),
+		HTTPObs:  telemetry.NewHTTPMetrics(reg),
+		Log:      log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          nil,
+	}
+	log.Info().Str("addr", ln.Addr().String()).Msg("api listening")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	go purgeIdempotencyKeys(ctx, events, cfg.IdempotencyTTL, log)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}
+
+func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pcfg.MaxConns = maxConns
+	// A transaction left idle would hold back every tailing reader (DESIGN §4).
+	pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
+	pcfg.ConnConfig.RuntimeParams["application_name"] = "bank-api"
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return pool, nil
+}
+
+func readiness(pool *pgxpool.Pool, cfg config) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("event store unreachable: %w", err)
+		}
+		var version int64
+		var dirty bool
+		err := pool.QueryRow(ctx, `SELECT version, dirty FROM `+store.EventStoreSchema.Table).Scan(&version, &dirty)
+		if err != nil {
+			return fmt.Errorf("event store schema: %w", err)
+		}
+		if dirty || uint(version) != store.EventStoreSchema.Latest {
+			return fmt.Errorf("event store schema at version %d (dirty %v), want %d", version, dirty, store.EventStoreSchema.Latest)
+		}
+		return nil
+	}
+}
+
+func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := events.PurgeIdempotencyKeys(ctx, keep)
+			if err != nil && ctx.Err() == nil {
+				log.Warn().Err(err).Msg("purging old idempotency keys failed")
+			} else if n > 0 {
+				log.Info().Int64("deleted", n).Msg("purged old idempotency keys")
+			}
+		}
+	}
+}
+
+func healthcheck(ctx context.Context, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz answered %d", resp.StatusCode)
+	}
+	return nil
+}

@@ -1,0 +1,19 @@
+//go:build tools
+
+package tools
+
+import (
+	_ "github.com/getkin/kin-openapi/openapi3"
+	_ "github.com/go-chi/chi/v5"
+	_ "github.com/golang-migrate/migrate/v4"
+	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	_ "github.com/golang-migrate/migrate/v4/source/iofs"
+	_ "github.com/google/go-cmp/cmp"
+	_ "github.com/google/uuid"
+	_ "github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/kelseyhightower/envconfig"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/rs/zerolog"
+	_ "go.uber.org/goleak"
+	_ "golang.org/x/text/currency"
+)

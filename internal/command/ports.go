@@ -1,0 +1,84 @@
+// Package command runs the write side: each use case loads a BankAccount from its
+// stream, lets the aggregate decide, and appends the new events with optimistic
+// concurrency, retrying a lost race by deciding again.
+package command
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/evbank/bank/internal/domain"
+)
+
+// Errors of the port: the store maps its database errors to these.
+var (
+	// ErrVersionTaken means another append took the next version first.
+	ErrVersionTaken = errors.New("stream version already taken")
+	// ErrIdempotencyKeyTaken means another request stored a response under the key first.
+	ErrIdempotencyKeyTaken = errors.New("idempotency key already taken")
+)
+
+// Errors of the use cases, beyond those of the domain.
+var (
+	// ErrConcurrencyConflict means every retry lost a race; the client may retry.
+	ErrConcurrencyConflict = errors.New("concurrent changes to the account; retry")
+	// ErrVersionConflict means If-Match named another version than the account's.
+	ErrVersionConflict = errors.New("account is not at the expected version")
+	// ErrIdempotencyKeyReused means the key was first used with another request.
+	ErrIdempotencyKeyReused = errors.New("idempotency key was used with a different request")
+)
+
+// Metadata is recorded with every event of one command.
+type Metadata struct {
+	CorrelationID  string `json:"correlation_id,omitempty"`
+	CausationID    string `json:"causation_id,omitempty"`
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// Response is a command's answer exactly as its caller sent it, kept so that a
+// retry with the same idempotency key gets the same bytes.
+type Response struct {
+	Status int               `json:"status"`
+	Header map[string]string `json:"header,omitempty"`
+	Body   []byte            `json:"body"`
+}
+
+// IdempotencyScope names one idempotency record: the key within a method and path.
+type IdempotencyScope struct {
+	Method string
+	Path   string
+	Key    string
+}
+
+// StoredResponse is an idempotency record: the request's fingerprint and its answer.
+type StoredResponse struct {
+	Fingerprint []byte
+	Response    Response
+}
+
+// Append is one decided change: the aggregate's uncommitted events, appended
+// after ExpectedVersion, and optionally the response to keep under a key, stored
+// atomically with them.
+type Append struct {
+	Account         *domain.Account
+	ExpectedVersion int
+	Metadata        Metadata
+	Idempotency     *IdempotencyScope
+	Fingerprint     []byte
+	Response        *Response
+}
+
+// EventStore is what the use cases need from the event store.
+type EventStore interface {
+	// Load folds the stream of id (latest snapshot plus tail). A stream that does
+	// not exist gives an empty aggregate (Exists() false), not an error.
+	Load(ctx context.Context, id uuid.UUID) (*domain.Account, error)
+	// Append stores a decision. Errors: ErrVersionTaken, ErrIdempotencyKeyTaken.
+	// It must take no transaction id before the stream was read (DESIGN §4),
+	// which holds since Load ran before it.
+	Append(ctx context.Context, a Append) error
+	// LookupResponse returns the record kept under scope, or nil.
+	LookupResponse(ctx context.Context, scope IdempotencyScope) (*StoredResponse, error)
+}

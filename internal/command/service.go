@@ -1,0 +1,245 @@
+package command
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/evbank/bank/internal/domain"
+)
+
+// Observer is told about outcomes worth counting; metrics implement it.
+type Observer interface {
+	CommandFinished(command, outcome string, d time.Duration)
+	ConflictRetried(command string)
+	IdempotentReplay(command string)
+	EventsAppended(n int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) CommandFinished(string, string, time.Duration) {}
+func (nopObserver) ConflictRetried(string)                        {}
+func (nopObserver) IdempotentReplay(string)                       {}
+func (nopObserver) EventsAppended(int)                            {}
+
+// Config tunes the service; zero values take the defaults.
+type Config struct {
+	DefaultCurrency domain.Currency
+	// MaxAttempts bounds the decide-append loop under contention.
+	MaxAttempts int
+	Now         func() time.Time
+	Observer    Observer
+}
+
+// Service runs the account commands.
+type Service struct {
+	store           EventStore
+	defaultCurrency domain.Currency
+	maxAttempts     int
+	now             func() time.Time
+	obs             Observer
+	locks           *streamLocks
+}
+
+// NewService returns a Service over store.
+func NewService(store EventStore, cfg Config) *Service {
+	s := &Service{
+		store: store, defaultCurrency: cfg.DefaultCurrency, maxAttempts: cfg.MaxAttempts,
+		now: cfg.Now, obs: cfg.Observer, locks: newStreamLocks(1024),
+	}
+	if s.defaultCurrency.IsZero() {
+		s.defaultCurrency = domain.MustCurrency("USD")
+	}
+	if s.maxAttempts <= 0 {
+		s.maxAttempts = 20
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	return s
+}
+
+// DefaultCurrency is the currency of accounts opened without one.
+func (s *Service) DefaultCurrency() domain.Currency { return s.defaultCurrency }
+
+// Precondition is an If-Match: any existing account, or one of the listed
+// versions (an empty list matches nothing).
+type Precondition struct {
+	Any      bool
+	Versions []int
+}
+
+func (p *Precondition) matches(version int) bool {
+	return p.Any || slices.Contains(p.Versions, version)
+}
+
+// Idempotency asks for a command's response to be kept under a key and replayed
+// to retries. Render turns the outcome into that response; keep=false means the
+// outcome is not kept (nothing ran, so a retry may run it).
+type Idempotency struct {
+	Scope       IdempotencyScope
+	Fingerprint []byte
+	Render      func(a *domain.Account, err error) (resp Response, keep bool)
+}
+
+// Options carry what a command needs beyond its own fields.
+type Options struct {
+	IfMatch     *Precondition
+	Metadata    Metadata
+	Idempotency *Idempotency
+}
+
+// Result is a command's outcome. Response is set when an idempotency record was
+// written or replayed: the caller sends it as it is.
+type Result struct {
+	Account  *domain.Account
+	Response *Response
+	Replayed bool
+}
+
+// execute is the one decide-append loop all commands share. It re-reads the
+// stream and decides again when an append loses a race, unless If-Match pins
+// the version, in which case a lost race is the client's version conflict.
+func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts Options, decide func(a *domain.Account) error) (res Result, err error) {
+	start := time.Now()
+	defer func() { s.obs.CommandFinished(name, outcome(err, res), time.Since(start)) }()
+
+	unlock, err := s.locks.lock(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+
+	idem := opts.Idempotency
+	for attempt := 1; ; attempt++ {
+		if idem != nil {
+			stored, err := s.store.LookupResponse(ctx, idem.Scope)
+			if err != nil {
+				return Result{}, err
+			}
+			if stored != nil {
+				if !bytes.Equal(stored.Fingerprint, idem.Fingerprint) {
+					return Result{}, ErrIdempotencyKeyReused
+				}
+				s.obs.IdempotentReplay(name)
+				return Result{Response: &stored.Response, Replayed: true}, nil
+			}
+		}
+
+		a, err := s.store.Load(ctx, id)
+		if err != nil {
+			return Result{}, err
+		}
+		if p := opts.IfMatch; p != nil {
+			if !a.Exists() {
+				return Result{}, domain.ErrAccountNotFound
+			}
+			if !p.matches(a.Version()) {
+				return Result{}, ErrVersionConflict
+			}
+		}
+		expected := a.Version()
+		decideErr := decide(a)
+
+		var resp *Response
+		if idem != nil {
+			if r, keep := idem.Render(a, decideErr); keep {
+				resp = &r
+			}
+		}
+		if decideErr != nil && resp == nil {
+			return Result{}, decideErr
+		}
+		appendErr := s.store.Append(ctx, Append{
+			Account: a, ExpectedVersion: expected, Metadata: opts.Metadata,
+			Idempotency: scopeOf(idem), Fingerprint: fingerprintOf(idem), Response: resp,
+		})
+		switch {
+		case appendErr == nil:
+			a.MarkCommitted()
+			s.obs.EventsAppended(a.Version() - expected)
+			return Result{Account: a, Response: resp}, decideErr
+		case errors.Is(appendErr, ErrVersionTaken) && opts.IfMatch != nil && !opts.IfMatch.Any:
+			return Result{}, ErrVersionConflict
+		case errors.Is(appendErr, ErrVersionTaken), errors.Is(appendErr, ErrIdempotencyKeyTaken):
+			if attempt >= s.maxAttempts {
+				return Result{}, ErrConcurrencyConflict
+			}
+			s.obs.ConflictRetried(name)
+			if err := backoff(ctx, attempt); err != nil {
+				return Result{}, err
+			}
+		default:
+			return Result{}, appendErr
+		}
+	}
+}
+
+// backoff waits a little, with jitter, so that racing writers of a hot account
+// spread out instead of colliding again in lock step.
+func backoff(ctx context.Context, attempt int) error {
+	limit := time.Millisecond << min(attempt, 6)
+	t := time.NewTimer(rand.N(limit) + time.Millisecond/2)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func scopeOf(i *Idempotency) *IdempotencyScope {
+	if i == nil {
+		return nil
+	}
+	return &i.Scope
+}
+
+func fingerprintOf(i *Idempotency) []byte {
+	if i == nil {
+		return nil
+	}
+	return i.Fingerprint
+}
+
+func outcome(err error, res Result) string {
+	switch {
+	case err == nil && res.Replayed:
+		return "replayed"
+	case err == nil:
+		return "ok"
+	case errors.Is(err, domain.ErrInvalid):
+		return "invalid"
+	case errors.Is(err, ErrConcurrencyConflict):
+		return "conflict"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "canceled"
+	case isRejection(err):
+		return "rejected"
+	default:
+		return "error"
+	}
+}
+
+func isRejection(err error) bool {
+	for _, e := range []error{
+		domain.ErrAccountNotFound, domain.ErrAccountExists, domain.ErrAccountClosed, domain.ErrInsufficientFunds,
+		domain.ErrBalanceNotZero, domain.ErrBalanceLimitExceeded, domain.ErrCurrencyMismatch,
+		ErrVersionConflict, ErrIdempotencyKeyReused,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// AuditEvent is one stored event as the audit trail shows it: the stored schema
+// version, the data in the current shape.
+type AuditEvent struct {
+	Position      int64           `json:"position"`
+	Version       int             `json:"version"`
+	Type          string          `json:"type"`
+	SchemaVersion int             `json:"schema_version"`
+	Data          json.RawMessage `json:"data"`
+	Metadata      json.RawMessage `json:"metadata"`
+	RecordedAt    time.Time       `json:"recorded_at"`
+}
+
+// AuditPage is a page of the audit trail.
+type AuditPage struct {
+	Items      []AuditEvent `json:"items"`
+	NextCursor *string      `json:"next_cursor"`
+}
+
+func (h *handler) auditTrail(w http.ResponseWriter, r *http.Request) {
+	id, err := accountID(r)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	limit, err := pageLimit(r)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	cursor, err := decodeCursor(r)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	after := 0
+	if cursor != "" {
+		v, ok := strings.CutPrefix(cursor, "v:")
+		n, convErr := strconv.Atoi(v)
+		if !ok || convErr != nil || n < 0 {
+			writeProblem(w, r, invalid("cursor", "is not a cursor this API returned"))
+			return
+		}
+		after = n
+	}
+	events, err := h.events.ReadStream(r.Context(), id, after, limit+1)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	if len(events) == 0 && after == 0 {
+		writeProblem(w, r, errAccountNotFound)
+		return
+	}
+	page := AuditPage{Items: make([]AuditEvent, 0, min(len(events), limit))}
+	for i, e := range events {
+		if i == limit {
+			next := encodeCursor("v:" + strconv.Itoa(events[i-1].Version))
+			page.NextCursor = &next
+			break
+		}
+		page.Items = append(page.Items, AuditEvent{
+			Position: e.GlobalPosition, Version: e.Version, Type: e.EventType, SchemaVersion: e.SchemaVersion,
+			Data: e.Data, Metadata: e.Metadata, RecordedAt: e.RecordedAt.UTC(),
+		})
+	}
+	writeJSON(w, http.StatusOK, page)
+}

@@ -1,0 +1,210 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/domain"
+)
+
+// AccountState is a command's response: the account as the aggregate now holds
+// it, so the client reads its own write without waiting for the projector.
+type AccountState struct {
+	ID       uuid.UUID `json:"id"`
+	OwnerID  string    `json:"owner_id"`
+	Currency string    `json:"currency"`
+	Balance  string    `json:"balance"`
+	Status   string    `json:"status"`
+	Version  int       `json:"version"`
+}
+
+func accountState(a *domain.Account) AccountState {
+	return AccountState{
+		ID: a.ID(), OwnerID: a.OwnerID(), Currency: a.Currency().Code(),
+		Balance: domain.FormatAmount(a.Balance(), a.Currency()), Status: string(a.Status()), Version: a.Version(),
+	}
+}
+
+// prepare reads the headers shared by the commands and builds the options,
+// including the idempotency record's renderer: the same function renders the
+// first answer and, through the stored bytes, every replay.
+func (h *handler) prepare(r *http.Request, body *requestBody, successStatus int, withIfMatch bool) (command.Options, error) {
+	opts := command.Options{Metadata: command.Metadata{
+		CorrelationID: r.Header.Get("X-Correlation-ID"),
+		CausationID:   requestID(r),
+	}}
+	if !requestIDPattern.MatchString(opts.Metadata.CorrelationID) {
+		opts.Metadata.CorrelationID = opts.Metadata.CausationID
+	}
+	key, present, err := idempotencyKey(r)
+	if err != nil {
+		return opts, err
+	}
+	if withIfMatch {
+		if opts.IfMatch, err = ifMatch(r); err != nil {
+			return opts, err
+		}
+	}
+	if present {
+		opts.Metadata.IdempotencyKey = key
+		opts.Idempotency = &command.Idempotency{
+			Scope:       command.IdempotencyScope{Method: r.Method, Path: r.URL.Path, Key: key},
+			Fingerprint: body.fingerprint(r),
+			Render: func(a *domain.Account, err error) (command.Response, bool) {
+				if err != nil {
+					p := problemFor(err)
+					if !isKept(p) {
+						return command.Response{}, false
+					}
+					return command.Response{Status: p.Status, Header: map[string]string{"Content-Type": "application/problem+json"}, Body: p.body()}, true
+				}
+				return successResponse(a, successStatus), true
+			},
+		}
+	}
+	return opts, nil
+}
+
+func successResponse(a *domain.Account, status int) command.Response {
+	body, _ := json.Marshal(accountState(a)) // plain struct, always marshals
+	header := map[string]string{"Content-Type": "application/json", "ETag": etag(a.Version())}
+	if status == http.StatusCreated {
+		header["Location"] = "/accounts/" + a.ID().String()
+	}
+	return command.Response{Status: status, Header: header, Body: body}
+}
+
+// respond writes a command's outcome: a kept or replayed response as stored,
+// else the account or the problem.
+func respond(w http.ResponseWriter, r *http.Request, res command.Result, err error, status int) {
+	if res.Response != nil {
+		for k, v := range res.Response.Header {
+			w.Header().Set(k, v)
+		}
+		if res.Replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		w.WriteHeader(res.Response.Status)
+		_, _ = w.Write(res.Response.Body)
+		return
+	}
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	resp := successResponse(res.Account, status)
+	for k, v := range resp.Header {
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(resp.Status)
+	_, _ = w.Write(resp.Body)
+}
+
+func accountID(r *http.Request) (uuid.UUID, error) {
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil || len(chi.URLParam(r, "id")) != 36 {
+		return uuid.Nil, invalid("id", "must be a UUID such as 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10")
+	}
+	return id, nil
+}
+
+func (h *handler) openAccount(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r, false, "owner_id", "currency", "initial_deposit", "id")
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	cmd := command.OpenAccount{
+		OwnerID:        body.String("owner_id", true),
+		Currency:       body.String("currency", false),
+		InitialDeposit: body.String("initial_deposit", false),
+	}
+	if raw := body.String("id", false); raw != "" {
+		id, perr := uuid.Parse(raw)
+		if perr != nil || len(raw) != 36 {
+			body.verr.Add("id", fmt.Errorf("%w: id must be a UUID", domain.ErrInvalid))
+		}
+		cmd.ID = id
+	} else {
+		cmd.ID = uuid.New()
+	}
+	if err := body.Err(); err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	opts, err := h.prepare(r, body, http.StatusCreated, false)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	res, err := h.commands.OpenAccount(r.Context(), cmd, opts)
+	respond(w, r, res, err, http.StatusCreated)
+}
+
+func (h *handler) deposit(w http.ResponseWriter, r *http.Request) {
+	h.moveMoney(w, r, func(id uuid.UUID, amount, description string, opts command.Options) (command.Result, error) {
+		return h.commands.Deposit(r.Context(), command.Deposit{AccountID: id, Amount: amount, Description: description}, opts)
+	})
+}
+
+func (h *handler) withdraw(w http.ResponseWriter, r *http.Request) {
+	h.moveMoney(w, r, func(id uuid.UUID, amount, description string, opts command.Options) (command.Result, error) {
+		return h.commands.Withdraw(r.Context(), command.Withdraw{AccountID: id, Amount: amount, Description: description}, opts)
+	})
+}
+
+func (h *handler) moveMoney(w http.ResponseWriter, r *http.Request, run func(id uuid.UUID, amount, description string, opts command.Options) (command.Result, error)) {
+	id, err := accountID(r)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	body, err := readBody(r, false, "amount", "description")
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	amount := body.String("amount", true)
+	description := body.String("description", false)
+	if err := body.Err(); err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	opts, err := h.prepare(r, body, http.StatusOK, true)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	res, err := run(id, amount, description, opts)
+	respond(w, r, res, err, http.StatusOK)
+}
+
+func (h *handler) closeAccount(w http.ResponseWriter, r *http.Request) {
+	id, err := accountID(r)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	body, err := readBody(r, true, "reason")
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	reason := body.String("reason", false)
+	if err := body.Err(); err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	opts, err := h.prepare(r, body, http.StatusOK, true)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	res, err := h.commands.CloseAccount(r.Context(), command.CloseAccount{AccountID: id, Reason: reason}, opts)
+	respond(w, r, res, err, http.StatusOK)
+}

@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// requestID returns the request's id as echoed in X-Request-ID.
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
+// withRequestID takes a well-formed X-Request-ID or makes one, echoes it on every
+// response, and gives the request a logger that carries it.
+func withRequestID(base zerolog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get("X-Request-ID")
+			if !requestIDPattern.MatchString(id) {
+				id = uuid.NewString()
+			}
+			w.Header().Set("X-Request-ID", id)
+			log := base.With().Str("request_id", id).Logger()
+			ctx := context.WithValue(log.WithContext(r.Context()), requestIDKey, id)
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// HTTPObserver is told about every finished request; metrics implement it.
+type HTTPObserver interface {
+	RequestFinished(route, method string, status int, d time.Duration)
+}
+
+// accessLog logs each request once it is done and reports it to obs, by route
+// pattern (not raw path) so that account ids do not explode label cardinality.
+func accessLog(obs HTTPObserver) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			d := time.Since(start)
+			route := chi.RouteContext(r.Context()).RoutePattern()
+			if route == "" {
+				route = "unmatched"
+			}
+			status := ww.Status()
+			if status == 0 {
+				status = http.StatusOK
+			}
+			if obs != nil {
+				obs.RequestFinished(route, r.Method, status, d)
+			}
+			ev := zerolog.Ctx(r.Context()).Info()
+			if status >= 500 {
+				ev = zerolog.Ctx(r.Context()).Error()
+			} else if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+				ev = zerolog.Ctx(r.Context()).Debug()
+			}
+			ev.Str("method", r.Method).Str("path", r.URL.Path).Str("route", route).
+				Int("status", status).Int("bytes", ww.BytesWritten()).Dur("duration", d).Msg("request")
+		})
+	}
+}
+
+// recoverer turns a panic into a logged 500 problem instead of a dropped connection.
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				zerolog.Ctx(r.Context()).Error().Str("panic", fmt.Sprint(v)).Bytes("stack", debugStack()).Msg("handler panicked")
+				writeProblem(w, r, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody caps every body at the contract's 1 MiB (plus one byte so the
+// handler can tell "over").
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes+1)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func debugStack() []byte { return debug.Stack() }

@@ -1,0 +1,133 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/rs/zerolog"
+
+	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/domain"
+)
+
+// Problem is an RFC 9457 problem detail with the service's stable code.
+type Problem struct {
+	Type   string              `json:"type"`
+	Title  string              `json:"title"`
+	Status int                 `json:"status"`
+	Detail string              `json:"detail"`
+	Code   string              `json:"code"`
+	Errors []domain.FieldError `json:"errors,omitempty"`
+
+	retryAfter string
+	allow      string
+}
+
+// problemTypeBase prefixes each code to form the problem's type URI; the codes
+// are documented in openapi.yaml.
+const problemTypeBase = "urn:problem-type:bank:"
+
+func newProblem(status int, code, detail string) *Problem {
+	return &Problem{Type: problemTypeBase + code, Title: http.StatusText(status), Status: status, Detail: detail, Code: code}
+}
+
+// Error makes a *Problem usable as an error inside the handlers.
+func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
+
+func malformed(detail string) *Problem {
+	return newProblem(http.StatusBadRequest, "malformed_request", detail)
+}
+
+func invalid(field, message string) *Problem {
+	p := newProblem(http.StatusBadRequest, "validation_failed", "the request has invalid fields")
+	p.Errors = []domain.FieldError{{Field: field, Message: message}}
+	return p
+}
+
+// problemFor maps an error to its problem. This one table decides every error
+// status the API sends; anything it does not know is a 500 that is logged and
+// never explained to the client.
+func problemFor(err error) *Problem {
+	var (
+		p    *Problem
+		verr *domain.ValidationError
+	)
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &verr):
+		p := newProblem(http.StatusBadRequest, "validation_failed", "the request has invalid fields")
+		p.Errors = verr.Fields
+		return p
+	case errors.Is(err, domain.ErrInvalid):
+		return newProblem(http.StatusBadRequest, "validation_failed", strings.TrimPrefix(err.Error(), "invalid input: "))
+	case errors.Is(err, domain.ErrAccountNotFound):
+		return newProblem(http.StatusNotFound, "account_not_found", "no account has this id")
+	case errors.Is(err, domain.ErrAccountExists):
+		return newProblem(http.StatusConflict, "account_exists", "an account with this id already exists")
+	case errors.Is(err, command.ErrConcurrencyConflict):
+		p := newProblem(http.StatusConflict, "concurrency_conflict", "the account changed concurrently too often; the request changed nothing and is safe to retry")
+		p.retryAfter = "1"
+		return p
+	case errors.Is(err, command.ErrVersionConflict):
+		return newProblem(http.StatusPreconditionFailed, "version_conflict", "the account is not at the version given in If-Match")
+	case errors.Is(err, domain.ErrInsufficientFunds):
+		return newProblem(http.StatusUnprocessableEntity, "insufficient_funds", "the amount is above the account's balance")
+	case errors.Is(err, domain.ErrAccountClosed):
+		return newProblem(http.StatusUnprocessableEntity, "account_closed", "the account is closed")
+	case errors.Is(err, domain.ErrBalanceNotZero):
+		return newProblem(http.StatusUnprocessableEntity, "balance_not_zero", "only an account with a zero balance can be closed")
+	case errors.Is(err, command.ErrIdempotencyKeyReused):
+		return newProblem(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+	case errors.Is(err, domain.ErrBalanceLimitExceeded):
+		return newProblem(http.StatusUnprocessableEntity, "balance_limit_exceeded", "the resulting balance would exceed 10^15 minor units")
+	case errors.Is(err, domain.ErrCurrencyMismatch):
+		return newProblem(http.StatusUnprocessableEntity, "currency_mismatch", "the amount's currency is not the account's")
+	case errors.Is(err, context.DeadlineExceeded):
+		p := newProblem(http.StatusServiceUnavailable, "timeout", "the request took too long; retry")
+		p.retryAfter = "1"
+		return p
+	default:
+		return newProblem(http.StatusInternalServerError, "internal_error", "an internal error occurred; it has been logged")
+	}
+}
+
+// isKept reports whether a rejection is stored under an Idempotency-Key: the
+// contract keeps successes and 422 rejections, nothing that did not run.
+func isKept(p *Problem) bool { return p.Status == http.StatusUnprocessableEntity }
+
+func (p *Problem) body() []byte {
+	b, _ := json.Marshal(p) // a Problem always marshals
+	return b
+}
+
+func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
+	p := problemFor(err)
+	if p.Status >= 500 {
+		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
+	}
+	if p.retryAfter != "" {
+		w.Header().Set("Retry-After", p.retryAfter)
+	}
+	if p.allow != "" {
+		w.Header().Set("Allow", p.allow)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(p.body())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encoding failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,94 @@
+// Package httpapi is the HTTP transport: chi routes, thin handlers that decode,
+// call a command or query and encode, RFC 9457 problems and middleware.
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/store"
+)
+
+var errAccountNotFound = domain.ErrAccountNotFound
+
+// EventReader is what the audit trail and temporal reads need from the event store.
+type EventReader interface {
+	ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]store.RecordedEvent, error)
+}
+
+// Deps are the handlers' collaborators.
+type Deps struct {
+	Commands *command.Service
+	Events   EventReader
+	// Ready reports whether the service can serve: database reachable, schema current.
+	Ready   func(ctx context.Context) error
+	Metrics http.Handler
+	HTTPObs HTTPObserver
+	Log     zerolog.Logger
+}
+
+type handler struct {
+	commands *command.Service
+	events   EventReader
+	ready    func(ctx context.Context) error
+}
+
+// NewRouter returns the API's routes with their middleware.
+func NewRouter(d Deps) http.Handler {
+	h := &handler{commands: d.Commands, events: d.Events, ready: d.Ready}
+	r := chi.NewRouter()
+	r.Use(withRequestID(d.Log), accessLog(d.HTTPObs), recoverer, limitBody)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
+	})
+	r.MethodNotAllowed(methodNotAllowed(r))
+
+	r.Post("/accounts", h.openAccount)
+	r.Post("/accounts/{id}/deposit", h.deposit)
+	r.Post("/accounts/{id}/withdraw", h.withdraw)
+	r.Post("/accounts/{id}/close", h.closeAccount)
+	r.Get("/accounts/{id}/events", h.auditTrail)
+
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.Get("/readyz", h.readyz)
+	if d.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", d.Metrics)
+	}
+	return r
+}
+
+// methodNotAllowed answers 405 with the methods the path does allow, found by
+// asking the router about each.
+func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+				allowed = append(allowed, m)
+			}
+		}
+		p := newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "this path does not accept "+r.Method)
+		p.allow = strings.Join(allowed, ", ")
+		writeProblem(w, r, p)
+	}
+}
+
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	if h.ready != nil {
+		if err := h.ready(r.Context()); err != nil {
+			zerolog.Ctx(r.Context()).Warn().Err(err).Msg("not ready")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,340 @@
+// Package store is the PostgreSQL side of the service: the append-only event
+// store, snapshots, idempotency records, the gap-safe tailing reader and the
+// migrations runner. pgx errors are mapped to the command port's errors here.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/domain"
+)
+
+// EventStore is the pgx implementation of command.EventStore.
+type EventStore struct {
+	pool          *pgxpool.Pool
+	uc            domain.UpcastContext
+	snapshotEvery int
+	log           zerolog.Logger
+}
+
+// Options configure an EventStore.
+type Options struct {
+	// DefaultCurrency is given to legacy (schema version 1) events, which had none.
+	DefaultCurrency domain.Currency
+	// SnapshotEvery writes a snapshot each time a stream's version crosses a
+	// multiple of it; 0 turns snapshots off.
+	SnapshotEvery int
+	Log           zerolog.Logger
+}
+
+// NewEventStore returns an EventStore over pool.
+func NewEventStore(pool *pgxpool.Pool, opts Options) *EventStore {
+	cur := opts.DefaultCurrency
+	if cur.IsZero() {
+		cur = domain.MustCurrency("USD")
+	}
+	return &EventStore{pool: pool, uc: domain.UpcastContext{DefaultCurrency: cur}, snapshotEvery: opts.SnapshotEvery, log: opts.Log}
+}
+
+var _ command.EventStore = (*EventStore)(nil)
+
+// UpcastContext is what the store's upcasters know; the projector uses the same.
+func (s *EventStore) UpcastContext() domain.UpcastContext { return s.uc }
+
+// RecordedEvent is one stored event, its data upcast to the current shape.
+type RecordedEvent struct {
+	GlobalPosition int64
+	TransactionID  uint64
+	StreamID       uuid.UUID
+	Version        int
+	EventID        uuid.UUID
+	EventType      string
+	SchemaVersion  int
+	// Data is the current (v2) shape; Event the same, decoded.
+	Data       json.RawMessage
+	Event      domain.Event
+	Metadata   json.RawMessage
+	RecordedAt time.Time
+}
+
+// UpcastError is a stored event that cannot be read: it names the event's place.
+type UpcastError struct {
+	GlobalPosition int64
+	StreamID       uuid.UUID
+	Version        int
+	Err            error
+}
+
+func (e *UpcastError) Error() string {
+	return fmt.Sprintf("event at global position %d (stream %s version %d) cannot be read: %v", e.GlobalPosition, e.StreamID, e.Version, e.Err)
+}
+
+func (e *UpcastError) Unwrap() error { return e.Err }
+
+// Decode upcasts and decodes raw stored data into r.Data and r.Event.
+func Decode(r *RecordedEvent, raw []byte, uc domain.UpcastContext) error {
+	data, err := domain.Upcast(r.EventType, r.SchemaVersion, raw, uc)
+	if err == nil {
+		r.Event, err = domain.DecodeEvent(r.EventType, domain.CurrentSchemaVersion, data, uc)
+	}
+	if err != nil {
+		return &UpcastError{GlobalPosition: r.GlobalPosition, StreamID: r.StreamID, Version: r.Version, Err: err}
+	}
+	r.Data = data
+	return nil
+}
+
+// Load implements command.EventStore: the latest snapshot of the current state
+// version, then the events after it. Plain statements, no transaction: reading
+// takes no transaction id, which the tailing reader's ordering relies on.
+func (s *EventStore) Load(ctx context.Context, id uuid.UUID) (*domain.Account, error) {
+	return s.load(ctx, id, time.Time{})
+}
+
+// LoadAsOf folds the stream of id up to the events recorded at or before asOf,
+// using a snapshot only when its last event is that old. It returns
+// domain.ErrAccountNotFound when the account did not exist yet.
+func (s *EventStore) LoadAsOf(ctx context.Context, id uuid.UUID, asOf time.Time) (*domain.Account, error) {
+	a, err := s.load(ctx, id, asOf)
+	if err != nil {
+		return nil, err
+	}
+	if !a.Exists() {
+		return nil, domain.ErrAccountNotFound
+	}
+	return a, nil
+}
+
+// loadQuery reads the snapshot and the tail in one round trip: the first row,
+// if any, is the snapshot (version from the snapshot, event columns null).
+const loadQuery = `
+WITH snap AS (
+    SELECT version, state
+    FROM snapshots
+    WHERE stream_id = $1 AND state_version = $2 AND ($3::timestamptz IS NULL OR recorded_at <= $3)
+    ORDER BY version DESC
+    LIMIT 1
+)
+SELECT 0 AS kind, s.version, s.state, NULL::bigint, NULL::text, NULL::smallint, NULL::timestamptz
+FROM snap s
+UNION ALL
+SELECT 1, e.version, e.data, e.global_position, e.event_type, e.schema_version, e.recorded_at
+FROM events e
+WHERE e.stream_id = $1
+  AND e.version > COALESCE((SELECT version FROM snap), 0)
+  AND ($3::timestamptz IS NULL OR e.recorded_at <= $3)
+ORDER BY 1, 2`
+
+func (s *EventStore) load(ctx context.Context, id uuid.UUID, asOf time.Time) (*domain.Account, error) {
+	var asOfArg any
+	if !asOf.IsZero() {
+		asOfArg = asOf
+	}
+	a, err := s.loadOnce(ctx, id, asOfArg, true)
+	var bad *badSnapshotError
+	if errors.As(err, &bad) {
+		// An unreadable snapshot is only a lost shortcut: replay the whole stream.
+		s.log.Warn().Err(err).Str("stream_id", id.String()).Msg("ignoring unreadable snapshot")
+		return s.loadOnce(ctx, id, asOfArg, false)
+	}
+	return a, err
+}
+
+type badSnapshotError struct{ err error }
+
+func (e *badSnapshotError) Error() string { return "snapshot: " + e.err.Error() }
+
+func (s *EventStore) loadOnce(ctx context.Context, id uuid.UUID, asOf any, useSnapshot bool) (*domain.Account, error) {
+	stateVersion := domain.SnapshotStateVersion
+	if !useSnapshot {
+		stateVersion = -1 // matches no snapshot
+	}
+	rows, err := s.pool.Query(ctx, loadQuery, id, stateVersion, asOf)
+	if err != nil {
+		return nil, fmt.Errorf("load stream %s: %w", id, err)
+	}
+	defer rows.Close()
+	a := domain.NewAccount(id)
+	for rows.Next() {
+		var (
+			kind, version int
+			raw           []byte
+			pos           *int64
+			eventType     *string
+			schemaVersion *int16
+			recordedAt    *time.Time
+		)
+		if err := rows.Scan(&kind, &version, &raw, &pos, &eventType, &schemaVersion, &recordedAt); err != nil {
+			return nil, fmt.Errorf("load stream %s: %w", id, err)
+		}
+		if kind == 0 {
+			var st domain.AccountState
+			if err := json.Unmarshal(raw, &st); err != nil {
+				return nil, &badSnapshotError{err}
+			}
+			snap, err := domain.AccountFromState(st)
+			if err != nil || st.Version != version || st.ID != id {
+				return nil, &badSnapshotError{fmt.Errorf("stream %s version %d: state does not fit (%v)", id, version, err)}
+			}
+			a = snap
+			continue
+		}
+		if version != a.Version()+1 {
+			return nil, fmt.Errorf("load stream %s: version %d follows %d", id, version, a.Version())
+		}
+		r := RecordedEvent{GlobalPosition: *pos, StreamID: id, Version: version, EventType: *eventType, SchemaVersion: int(*schemaVersion)}
+		if err := Decode(&r, raw, s.uc); err != nil {
+			return nil, err
+		}
+		a.Apply(r.Event, *recordedAt)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load stream %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// appendQuery inserts the events and, when a key is given, the idempotency
+// record in one statement, so both commit or neither does, in one round trip.
+// Versions come from ExpectedVersion: unique(stream_id, version) is the guard
+// against a racing writer, not any lock.
+const appendQuery = `
+WITH new_events AS (
+    INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+    SELECT $1, $2, $3 + n, id, t, $4, d, $5
+    FROM unnest($6::uuid[], $7::text[], $8::jsonb[]) WITH ORDINALITY AS e(id, t, d, n)
+    RETURNING 1
+), kept AS (
+    INSERT INTO idempotency_keys (method, path, idempotency_key, request_hash, response_status, response_headers, response_body, completed_at)
+    SELECT $9, $10, $11, $12, $13, $14, $15, now()
+    WHERE $9::text IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM new_events), (SELECT count(*) FROM kept)`
+
+// Append implements command.EventStore.
+func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
+	events := ap.Account.Uncommitted()
+	ids := make([]uuid.UUID, len(events))
+	types := make([]string, len(events))
+	datas := make([][]byte, len(events))
+	for i, e := range events {
+		t, _, data, err := domain.EncodeEvent(e)
+		if err != nil {
+			return err
+		}
+		ids[i], types[i], datas[i] = uuid.New(), t, data
+	}
+	meta, err := json.Marshal(ap.Metadata)
+	if err != nil {
+		return fmt.Errorf("append: encode metadata: %w", err)
+	}
+	var (
+		method, path, key *string
+		status            *int
+		headers           []byte
+		body              []byte
+	)
+	if ap.Idempotency != nil && ap.Response != nil {
+		method, path, key = &ap.Idempotency.Method, &ap.Idempotency.Path, &ap.Idempotency.Key
+		status = &ap.Response.Status
+		if headers, err = json.Marshal(ap.Response.Header); err != nil {
+			return fmt.Errorf("append: encode headers: %w", err)
+		}
+		body = ap.Response.Body
+	}
+	if len(events) == 0 && method == nil {
+		return nil
+	}
+	var nEvents, nKept int
+	err = s.pool.QueryRow(ctx, appendQuery,
+		ap.Account.ID(), domain.StreamType, ap.ExpectedVersion, domain.CurrentSchemaVersion, meta,
+		ids, types, datas,
+		method, path, key, ap.Fingerprint, status, headers, body,
+	).Scan(&nEvents, &nKept)
+	if err != nil {
+		return mapAppendError(ap.Account.ID(), err)
+	}
+	s.maybeSnapshot(ctx, ap.Account, ap.ExpectedVersion)
+	return nil
+}
+
+func mapAppendError(id uuid.UUID, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		switch pgErr.ConstraintName {
+		case "events_stream_id_version_key":
+			return fmt.Errorf("append to %s: %w", id, command.ErrVersionTaken)
+		case "idempotency_keys_pkey":
+			return fmt.Errorf("append to %s: %w", id, command.ErrIdempotencyKeyTaken)
+		}
+	}
+	return fmt.Errorf("append to %s: %w", id, err)
+}
+
+// maybeSnapshot writes a snapshot when this append crossed a multiple of
+// SnapshotEvery. It runs after the commit and never fails the command.
+func (s *EventStore) maybeSnapshot(ctx context.Context, a *domain.Account, before int) {
+	n := s.snapshotEvery
+	if n <= 0 || a.Version()/n == before/n {
+		return
+	}
+	if err := s.SaveSnapshot(ctx, a.State()); err != nil && ctx.Err() == nil {
+		s.log.Warn().Err(err).Str("stream_id", a.ID().String()).Int("version", a.Version()).Msg("snapshot not written")
+	}
+}
+
+// SaveSnapshot stores st as the snapshot of its stream at st.Version. The
+// snapshot's recorded_at is that of its last event, read from the store.
+func (s *EventStore) SaveSnapshot(ctx context.Context, st domain.AccountState) error {
+	state, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, `
+INSERT INTO snapshots (stream_id, version, state_version, state, recorded_at)
+SELECT $1, $2, $3, $4, recorded_at FROM events WHERE stream_id = $1 AND version = $2
+ON CONFLICT DO NOTHING`, st.ID, st.Version, domain.SnapshotStateVersion, state)
+	return err
+}
+
+// LookupResponse implements command.EventStore.
+func (s *EventStore) LookupResponse(ctx context.Context, scope command.IdempotencyScope) (*command.StoredResponse, error) {
+	var (
+		rec     command.StoredResponse
+		headers []byte
+	)
+	err := s.pool.QueryRow(ctx, `
+SELECT request_hash, response_status, response_headers, response_body
+FROM idempotency_keys WHERE method = $1 AND path = $2 AND idempotency_key = $3`,
+		scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Response.Status, &headers, &rec.Response.Body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	if len(headers) > 0 {
+		if err := json.Unmarshal(headers, &rec.Response.Header); err != nil {
+			return nil, fmt.Errorf("idempotency record headers: %w", err)
+		}
+	}
+	return &rec, nil
+}
+
+// PurgeIdempotencyKeys deletes records older than keep (the contract keeps them at least 24 h).
+func (s *EventStore) PurgeIdempotencyKeys(ctx context.Context, keep time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval`, keep)
+	return tag.RowsAffected(), err
+}

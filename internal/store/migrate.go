@@ -1,0 +1,85 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/golang-migrate/migrate/v4"
+	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/evbank/bank/migrations"
+)
+
+// Schema names one set of migrations and the table that records its version.
+type Schema struct {
+	Name   string
+	Files  func() fs.FS
+	Table  string
+	Latest uint
+}
+
+// The two schemas. Latest is the version a binary expects; /readyz compares against it.
+var (
+	EventStoreSchema = Schema{Name: "event store", Files: migrations.EventStore, Table: "schema_migrations", Latest: 1}
+	ReadModelSchema  = Schema{Name: "read model", Files: migrations.ReadModel, Table: "read_schema_migrations", Latest: 1}
+)
+
+// Migrate applies the pending migrations of s to the database at url. golang-migrate
+// takes an advisory lock, so api and projector starting together is safe.
+func Migrate(url string, s Schema) error {
+	m, err := open(url, s)
+	if err != nil {
+		return err
+	}
+	defer closeMigrate(m)
+	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrate %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// SchemaVersion reports the applied version of s and whether a migration failed half-way.
+func SchemaVersion(url string, s Schema) (version uint, dirty bool, err error) {
+	m, err := open(url, s)
+	if err != nil {
+		return 0, false, err
+	}
+	defer closeMigrate(m)
+	v, dirty, err := m.Version()
+	if errors.Is(err, migrate.ErrNilVersion) {
+		return 0, false, nil
+	}
+	return v, dirty, err
+}
+
+// closeMigrate closes the migration source and the database driver, whose
+// dedicated connection would otherwise stay open (and keep, say, a template
+// database busy).
+func closeMigrate(m *migrate.Migrate) { _, _ = m.Close() }
+
+func open(url string, s Schema) (*migrate.Migrate, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s: open database: %w", s.Name, err)
+	}
+	driver, err := migratepgx.WithInstance(db, &migratepgx.Config{MigrationsTable: s.Table})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", s.Name, err)
+	}
+	src, err := iofs.New(s.Files(), ".")
+	if err != nil {
+		driver.Close()
+		return nil, fmt.Errorf("migrate %s: read migrations: %w", s.Name, err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "pgx", driver)
+	if err != nil {
+		driver.Close()
+		return nil, fmt.Errorf("migrate %s: %w", s.Name, err)
+	}
+	return m, nil
+}

@@ -1,0 +1,171 @@
+// Package telemetry sets up logging and Prometheus metrics for both processes.
+package telemetry
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+)
+
+// NewLogger returns a zerolog logger at level ("debug", "info", ...) writing JSON,
+// or human-readable lines when format is "console".
+func NewLogger(w io.Writer, level, format, process string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("LOG_LEVEL %q: want trace, debug, info, warn or error", level)
+	}
+	switch format {
+	case "", "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("LOG_FORMAT %q: want json or console", format)
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("process", process).Logger(), nil
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors.
+// A registry per process, not the global one, keeps tests independent.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Handler serves reg in the Prometheus text format.
+func Handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// HTTPMetrics counts requests by route pattern, method and status.
+type HTTPMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewHTTPMetrics registers the HTTP series on reg.
+func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
+	m := &HTTPMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total", Help: "HTTP requests by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// RequestFinished implements httpapi.HTTPObserver.
+func (m *HTTPMetrics) RequestFinished(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// CommandMetrics counts the write side's outcomes.
+type CommandMetrics struct {
+	commands  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	retries   *prometheus.CounterVec
+	replays   *prometheus.CounterVec
+	appended  prometheus.Counter
+	conflicts *prometheus.CounterVec
+}
+
+// NewCommandMetrics registers the command series on reg.
+func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
+	m := &CommandMetrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bank_commands_total", Help: "Commands by type and outcome (ok, replayed, rejected, invalid, conflict, canceled, error).",
+		}, []string{"command", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bank_command_duration_seconds", Help: "Command latency, retries included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"command"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bank_command_conflict_retries_total", Help: "Appends that lost a race and were decided again.",
+		}, []string{"command"}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bank_idempotent_replays_total", Help: "Requests answered from a stored Idempotency-Key response.",
+		}, []string{"command"}),
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bank_events_appended_total", Help: "Events appended to the event store.",
+		}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bank_concurrency_conflicts_total", Help: "Commands that gave up after their bounded retries (409 concurrency_conflict).",
+		}, []string{"command"}),
+	}
+	reg.MustRegister(m.commands, m.duration, m.retries, m.replays, m.appended, m.conflicts)
+	return m
+}
+
+// CommandFinished implements command.Observer.
+func (m *CommandMetrics) CommandFinished(command, outcome string, d time.Duration) {
+	m.commands.WithLabelValues(command, outcome).Inc()
+	m.duration.WithLabelValues(command).Observe(d.Seconds())
+	if outcome == "conflict" {
+		m.conflicts.WithLabelValues(command).Inc()
+	}
+}
+
+// ConflictRetried implements command.Observer.
+func (m *CommandMetrics) ConflictRetried(command string) { m.retries.WithLabelValues(command).Inc() }
+
+// IdempotentReplay implements command.Observer.
+func (m *CommandMetrics) IdempotentReplay(command string) { m.replays.WithLabelValues(command).Inc() }
+
+// EventsAppended implements command.Observer.
+func (m *CommandMetrics) EventsAppended(n int) { m.appended.Add(float64(n)) }
+
+// poolCollector exposes pgxpool statistics, read at scrape time.
+type poolCollector struct {
+	pool                                                     *pgxpool.Pool
+	total, idle, acquired, maxConns, acquireCount, waitCount *prometheus.Desc
+	acquireDuration, emptyAcquire                            *prometheus.Desc
+}
+
+// RegisterPool exposes pool's statistics under the label pool=name.
+func RegisterPool(reg prometheus.Registerer, name string, pool *pgxpool.Pool) {
+	labels := prometheus.Labels{"pool": name}
+	d := func(n, help string) *prometheus.Desc { return prometheus.NewDesc(n, help, nil, labels) }
+	reg.MustRegister(&poolCollector{
+		pool:            pool,
+		total:           d("pgxpool_connections", "Connections open."),
+		idle:            d("pgxpool_idle_connections", "Idle connections."),
+		acquired:        d("pgxpool_acquired_connections", "Connections in use."),
+		maxConns:        d("pgxpool_max_connections", "Pool size limit."),
+		acquireCount:    d("pgxpool_acquires_total", "Successful acquires."),
+		waitCount:       d("pgxpool_empty_acquire_waits_total", "Acquires that waited for a connection."),
+		acquireDuration: d("pgxpool_acquire_duration_seconds_total", "Time spent acquiring connections."),
+		emptyAcquire:    d("pgxpool_canceled_acquires_total", "Acquires canceled by their context."),
+	})
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.total, c.idle, c.acquired, c.maxConns, c.acquireCount, c.waitCount, c.acquireDuration, c.emptyAcquire} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.pool.Stat()
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(s.TotalConns()))
+	ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(s.IdleConns()))
+	ch <- prometheus.MustNewConstMetric(c.acquired, prometheus.GaugeValue, float64(s.AcquiredConns()))
+	ch <- prometheus.MustNewConstMetric(c.maxConns, prometheus.GaugeValue, float64(s.MaxConns()))
+	ch <- prometheus.MustNewConstMetric(c.acquireCount, prometheus.CounterValue, float64(s.AcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.waitCount, prometheus.CounterValue, float64(s.EmptyAcquireCount()))
+	ch <- prometheus.MustNewConstMetric(c.acquireDuration, prometheus.CounterValue, s.AcquireDuration().Seconds())
+	ch <- prometheus.MustNewConstMetric(c.emptyAcquire, prometheus.CounterValue, float64(s.CanceledAcquireCount()))
+}

@@ -99,13 +99,13 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	router := httpapi.NewRouter(httpapi.Deps{
 		Commands: commands,
 		Events:   events,
-		Ready:    readiness(pool, cfg),
+		Ready:    readiness(pool),
 		Metrics:  telemetry.Handler(reg),
 		HTTPObs:  telemetry.NewHTTPMetrics(reg),
 		Log:      log,
 	})
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
@@ -158,7 +158,7 @@ func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	return pool, nil
 }
 
-func readiness(pool *pgxpool.Pool, cfg config) func(ctx context.Context) error {
+func readiness(pool *pgxpool.Pool) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -214,7 +214,7 @@ func healthcheck(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("healthz answered %d", resp.StatusCode)
 	}

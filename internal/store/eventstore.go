@@ -185,7 +185,7 @@ func (s *EventStore) loadOnce(ctx context.Context, id uuid.UUID, asOf any, useSn
 			}
 			snap, err := domain.AccountFromState(st)
 			if err != nil || st.Version != version || st.ID != id {
-				return nil, &badSnapshotError{fmt.Errorf("stream %s version %d: state does not fit (%v)", id, version, err)}
+				return nil, &badSnapshotError{fmt.Errorf("stream %s version %d: state does not fit: %w", id, version, errors.Join(err, domain.ErrInvalid))}
 			}
 			a = snap
 			continue

@@ -68,17 +68,17 @@ func open(url string, s Schema) (*migrate.Migrate, error) {
 	}
 	driver, err := migratepgx.WithInstance(db, &migratepgx.Config{MigrationsTable: s.Table})
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", s.Name, err)
 	}
 	src, err := iofs.New(s.Files(), ".")
 	if err != nil {
-		driver.Close()
+		_ = driver.Close()
 		return nil, fmt.Errorf("migrate %s: read migrations: %w", s.Name, err)
 	}
 	m, err := migrate.NewWithInstance("iofs", src, "pgx", driver)
 	if err != nil {
-		driver.Close()
+		_ = driver.Close()
 		return nil, fmt.Errorf("migrate %s: %w", s.Name, err)
 	}
 	return m, nil

@@ -16,7 +16,9 @@ build: ## build bin/api and bin/projector
 
 .PHONY: run
 run: build ## start a private PostgreSQL (unless DATABASE_URL is set), the api and the projector; Ctrl-C stops all
-	$(GO) run ./tools/devrun $(BIN)/api $(BIN)/projector
+	@# devrun is built, not `go run`: the go command itself exits 1 on Ctrl-C.
+	$(GO) build -o $(BIN)/devrun ./tools/devrun
+	exec $(BIN)/devrun $(BIN)/api $(BIN)/projector
 
 .PHONY: test
 test: ## run every test (race detector on) against a throwaway PostgreSQL

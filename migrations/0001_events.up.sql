@@ -1,4 +1,5 @@
--- The event store. Rows are immutable: the trigger below refuses UPDATE, DELETE
+-- The event store. recorded_at is the appending transaction's start, so the events of
+-- one append share it. Rows are immutable: the trigger below refuses UPDATE, DELETE
 -- and TRUNCATE for every role, the owner included.
 CREATE TABLE events (
     global_position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -10,7 +11,7 @@ CREATE TABLE events (
     schema_version  smallint    NOT NULL CHECK (schema_version >= 1),
     data            jsonb       NOT NULL,
     metadata        jsonb       NOT NULL DEFAULT '{}'::jsonb,
-    recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
     transaction_id  xid8        NOT NULL DEFAULT pg_current_xact_id(),
     UNIQUE (stream_id, version)
 );

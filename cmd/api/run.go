@@ -16,6 +16,7 @@ import (
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/httpapi"
+	"github.com/evbank/bank/internal/query"
 	"github.com/evbank/bank/internal/store"
 	"github.com/evbank/bank/internal/telemetry"
 )
@@ -83,26 +84,39 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 			return err
 		}
 	}
-	pool, err := newPool(ctx, cfg.DatabaseURL, cfg.DBMaxConns)
+	pool, err := newPool(ctx, "DATABASE_URL", cfg.DatabaseURL, cfg.DBMaxConns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	// The queries read the projection tables, which may be in another database.
+	readPool := pool
+	if cfg.ReadDatabaseURL != cfg.DatabaseURL {
+		if readPool, err = newPool(ctx, "READ_DATABASE_URL", cfg.ReadDatabaseURL, cfg.DBMaxConns); err != nil {
+			return err
+		}
+		defer readPool.Close()
+	}
 
 	cur := domain.MustCurrency(cfg.DefaultCurrency)
 	reg := telemetry.NewRegistry()
 	telemetry.RegisterPool(reg, "events", pool)
+	if readPool != pool {
+		telemetry.RegisterPool(reg, "read", readPool)
+	}
 	events := store.NewEventStore(pool, store.Options{DefaultCurrency: cur, SnapshotEvery: cfg.SnapshotEvery, Log: log})
 	commands := command.NewService(events, command.Config{
 		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, Observer: telemetry.NewCommandMetrics(reg),
 	})
 	router := httpapi.NewRouter(httpapi.Deps{
-		Commands: commands,
-		Events:   events,
-		Ready:    readiness(pool),
-		Metrics:  telemetry.Handler(reg),
-		HTTPObs:  telemetry.NewHTTPMetrics(reg),
-		Log:      log,
+		Commands:       commands,
+		Events:         events,
+		Queries:        query.New(readPool),
+		MinVersionWait: cfg.MinVersionWait,
+		Ready:          readiness(pool, readPool),
+		Metrics:        telemetry.Handler(reg),
+		HTTPObs:        telemetry.NewHTTPMetrics(reg),
+		Log:            log,
 	})
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
@@ -142,10 +156,10 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	return nil
 }
 
-func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+func newPool(ctx context.Context, name, url string, maxConns int32) (*pgxpool.Pool, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	pcfg.MaxConns = maxConns
 	// A transaction left idle would hold back every tailing reader (DESIGN §4).
@@ -153,29 +167,38 @@ func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "bank-api"
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("%s: connect: %w", name, err)
 	}
 	return pool, nil
 }
 
-func readiness(pool *pgxpool.Pool) func(ctx context.Context) error {
+// readiness checks both databases: reachable, each schema at the version this
+// binary expects.
+func readiness(pool, readPool *pgxpool.Pool) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if err := pool.Ping(ctx); err != nil {
-			return fmt.Errorf("event store unreachable: %w", err)
+		if err := schemaCurrent(ctx, pool, "event store", store.EventStoreSchema); err != nil {
+			return err
 		}
-		var version int64
-		var dirty bool
-		err := pool.QueryRow(ctx, `SELECT version, dirty FROM `+store.EventStoreSchema.Table).Scan(&version, &dirty)
-		if err != nil {
-			return fmt.Errorf("event store schema: %w", err)
-		}
-		if dirty || uint(version) != store.EventStoreSchema.Latest {
-			return fmt.Errorf("event store schema at version %d (dirty %v), want %d", version, dirty, store.EventStoreSchema.Latest)
-		}
-		return nil
+		return schemaCurrent(ctx, readPool, "read model", store.ReadModelSchema)
 	}
+}
+
+func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, what string, s store.Schema) error {
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("%s unreachable: %w", what, err)
+	}
+	var version int64
+	var dirty bool
+	err := pool.QueryRow(ctx, `SELECT version, dirty FROM `+s.Table).Scan(&version, &dirty)
+	if err != nil {
+		return fmt.Errorf("%s schema: %w", what, err)
+	}
+	if dirty || uint(version) != s.Latest {
+		return fmt.Errorf("%s schema at version %d (dirty %v), want %d", what, version, dirty, s.Latest)
+	}
+	return nil
 }
 
 func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep time.Duration, log zerolog.Logger) {

@@ -121,18 +121,8 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 
 	idem := opts.Idempotency
 	for attempt := 1; ; attempt++ {
-		if idem != nil {
-			stored, err := s.store.LookupResponse(ctx, idem.Scope)
-			if err != nil {
-				return Result{}, err
-			}
-			if stored != nil {
-				if !bytes.Equal(stored.Fingerprint, idem.Fingerprint) {
-					return Result{}, ErrIdempotencyKeyReused
-				}
-				s.obs.IdempotentReplay(name)
-				return Result{Response: &stored.Response, Replayed: true}, nil
-			}
+		if kept, ok, err := s.replay(ctx, name, idem); ok || err != nil {
+			return kept, err
 		}
 
 		a, err := s.store.Load(ctx, id)
@@ -144,6 +134,11 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 				return Result{}, domain.ErrAccountNotFound
 			}
 			if !p.matches(a.Version()) {
+				// A duplicate of this request may have moved the version since
+				// the lookup above: then its answer is this one's.
+				if kept, ok, err := s.replay(ctx, name, idem); ok || err != nil {
+					return kept, err
+				}
 				return Result{}, ErrVersionConflict
 			}
 		}
@@ -169,6 +164,11 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 			s.obs.EventsAppended(a.Version() - expected)
 			return Result{Account: a, Response: resp}, decideErr
 		case errors.Is(appendErr, ErrVersionTaken) && opts.IfMatch != nil && !opts.IfMatch.Any:
+			// The version may have gone to a duplicate of this very request in
+			// another process: then its answer is this one's, not a conflict.
+			if kept, ok, err := s.replay(ctx, name, idem); ok || err != nil {
+				return kept, err
+			}
 			return Result{}, ErrVersionConflict
 		case errors.Is(appendErr, ErrVersionTaken), errors.Is(appendErr, ErrIdempotencyKeyTaken):
 			if attempt >= s.maxAttempts {
@@ -182,6 +182,24 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 			return Result{}, appendErr
 		}
 	}
+}
+
+// replay returns the answer kept under idem's key (ok true), if any; an answer
+// kept for another request is ErrIdempotencyKeyReused. Without idem there is
+// nothing to replay.
+func (s *Service) replay(ctx context.Context, name string, idem *Idempotency) (res Result, ok bool, err error) {
+	if idem == nil {
+		return Result{}, false, nil
+	}
+	stored, err := s.store.LookupResponse(ctx, idem.Scope)
+	if err != nil || stored == nil {
+		return Result{}, false, err
+	}
+	if !bytes.Equal(stored.Fingerprint, idem.Fingerprint) {
+		return Result{}, false, ErrIdempotencyKeyReused
+	}
+	s.obs.IdempotentReplay(name)
+	return Result{Response: &stored.Response, Replayed: true}, true, nil
 }
 
 // backoff waits a little, with jitter, so that racing writers of a hot account

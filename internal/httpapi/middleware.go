@@ -107,3 +107,15 @@ func limitBody(next http.Handler) http.Handler {
 }
 
 func debugStack() []byte { return debug.Stack() }
+
+// routingPath is the path chi routes r on: the escaped form when it differs
+// from the decoded one, so that an encoded slash stays inside its segment.
+func routingPath(r *http.Request) string {
+	if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath != "" {
+		return rctx.RoutePath
+	}
+	if r.URL.RawPath != "" {
+		return r.URL.RawPath
+	}
+	return r.URL.Path
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -11,6 +12,8 @@ import (
 
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/query"
+	"github.com/evbank/bank/internal/store"
 )
 
 // Problem is an RFC 9457 problem detail with the service's stable code.
@@ -52,12 +55,17 @@ func invalid(field, message string) *Problem {
 // never explained to the client.
 func problemFor(err error) *Problem {
 	var (
-		p    *Problem
-		verr *domain.ValidationError
+		p      *Problem
+		verr   *domain.ValidationError
+		stored *store.UpcastError
 	)
 	switch {
 	case errors.As(err, &p):
 		return p
+	case errors.As(err, &stored):
+		// A stored event that cannot be read is the server's failure, even when
+		// its cause wraps domain.ErrInvalid: never the client's bad input.
+		return newProblem(http.StatusInternalServerError, "internal_error", "an internal error occurred; it has been logged")
 	case errors.As(err, &verr):
 		p := newProblem(http.StatusBadRequest, "validation_failed", "the request has invalid fields")
 		p.Errors = verr.Fields
@@ -86,6 +94,15 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusUnprocessableEntity, "balance_limit_exceeded", "the resulting balance would exceed 10^15 minor units")
 	case errors.Is(err, domain.ErrCurrencyMismatch):
 		return newProblem(http.StatusUnprocessableEntity, "currency_mismatch", "the amount's currency is not the account's")
+	case errors.Is(err, query.ErrProjectionLagging):
+		detail := "the read model has not reached min_version yet; retry"
+		var lag *query.LaggingError
+		if errors.As(err, &lag) {
+			detail = fmt.Sprintf("the read model holds version %d of the account, not yet %d; retry", lag.Have, lag.Want)
+		}
+		p := newProblem(http.StatusServiceUnavailable, "projection_lagging", detail)
+		p.retryAfter = "1"
+		return p
 	case errors.Is(err, context.DeadlineExceeded):
 		p := newProblem(http.StatusServiceUnavailable, "timeout", "the request took too long; retry")
 		p.retryAfter = "1"

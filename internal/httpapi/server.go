@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/query"
 	"github.com/evbank/bank/internal/store"
 )
 
@@ -21,12 +23,21 @@ var errAccountNotFound = domain.ErrAccountNotFound
 // EventReader is what the audit trail and temporal reads need from the event store.
 type EventReader interface {
 	ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]store.RecordedEvent, error)
+	// StreamVersion is the stream's current version, 0 when it does not exist.
+	StreamVersion(ctx context.Context, id uuid.UUID) (int, error)
+	// LoadAsOf folds the stream up to asOf; domain.ErrAccountNotFound before the opening.
+	LoadAsOf(ctx context.Context, id uuid.UUID, asOf time.Time) (*domain.Account, error)
 }
 
 // Deps are the handlers' collaborators.
 type Deps struct {
 	Commands *command.Service
 	Events   EventReader
+	// Queries reads the projection tables (the read database).
+	Queries *query.Store
+	// MinVersionWait bounds how long a query with min_version waits for the
+	// projection (MIN_VERSION_WAIT; 0 means 2 s).
+	MinVersionWait time.Duration
 	// Ready reports whether the service can serve: database reachable, schema current.
 	Ready   func(ctx context.Context) error
 	Metrics http.Handler
@@ -35,14 +46,19 @@ type Deps struct {
 }
 
 type handler struct {
-	commands *command.Service
-	events   EventReader
-	ready    func(ctx context.Context) error
+	commands       *command.Service
+	events         EventReader
+	queries        *query.Store
+	minVersionWait time.Duration
+	ready          func(ctx context.Context) error
 }
 
 // NewRouter returns the API's routes with their middleware.
 func NewRouter(d Deps) http.Handler {
-	h := &handler{commands: d.Commands, events: d.Events, ready: d.Ready}
+	h := &handler{commands: d.Commands, events: d.Events, queries: d.Queries, minVersionWait: d.MinVersionWait, ready: d.Ready}
+	if h.minVersionWait <= 0 {
+		h.minVersionWait = defaultMinVersionWait
+	}
 	r := chi.NewRouter()
 	r.Use(withRequestID(d.Log), accessLog(d.HTTPObs), recoverer, limitBody)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -55,6 +71,12 @@ func NewRouter(d Deps) http.Handler {
 	r.Post("/accounts/{id}/withdraw", h.withdraw)
 	r.Post("/accounts/{id}/close", h.closeAccount)
 	r.Get("/accounts/{id}/events", h.auditTrail)
+
+	r.Get("/accounts", h.listAccounts)
+	r.Get("/accounts/{id}", h.getAccount)
+	r.Get("/accounts/{id}/transactions", h.transactions)
+	r.Get("/accounts/{id}/daily-summaries", h.dailySummaries)
+	r.Get("/summary", h.summary)
 
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -72,9 +94,15 @@ func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
 		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			if routes.Match(chi.NewRouteContext(), m, routingPath(r)) {
 				allowed = append(allowed, m)
 			}
+		}
+		if len(allowed) == 0 {
+			// chi answers every method it does not know with 405, even on
+			// paths it has no route for: those are unknown paths.
+			writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
+			return
 		}
 		p := newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "this path does not accept "+r.Method)
 		p.allow = strings.Join(allowed, ", ")

@@ -11,7 +11,7 @@ CREATE TABLE account_balances (
     opened_at     timestamptz NOT NULL,
     updated_at    timestamptz NOT NULL,
     closed_at     timestamptz
-);
+) WITH (fillfactor = 80); -- room on each page for HOT updates: every batch rewrites its accounts' rows
 
 CREATE INDEX account_balances_owner ON account_balances (owner_id, account_id);
 CREATE INDEX account_balances_status ON account_balances (status, account_id);
@@ -40,14 +40,12 @@ CREATE TABLE daily_summaries (
     closing_balance_minor   bigint NOT NULL,
     last_version            int    NOT NULL,
     PRIMARY KEY (account_id, day)
-);
-
--- The projector folds a batch onto an account's latest movement by version
--- (not by day, which a clock stepping back could reorder).
-CREATE INDEX daily_summaries_account_version ON daily_summaries (account_id, last_version);
+) WITH (fillfactor = 80); -- a day's row is updated by every batch that moves money that day
 
 -- One row per projection: the (transaction_id, global_position) pair of the last
 -- event applied, committed in the same transaction as the projection's writes.
+-- The projector compares-and-sets the pair and updated_at, so that any other
+-- change to a row makes the active instance stop and reload.
 CREATE TABLE projection_checkpoints (
     projection      text        PRIMARY KEY,
     transaction_id  xid8        NOT NULL,

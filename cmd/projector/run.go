@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/kelseyhightower/envconfig"
+	"github.com/rs/zerolog"
+
+	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/projection"
+	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/telemetry"
+)
+
+// run is the whole program. Serving, it returns nil when ctx ends and the
+// batch in progress is committed.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		return usage(stdout)
+	}
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
+	}
+	switch sub {
+	case "", "verify":
+		if len(args) > 1 {
+			return fmt.Errorf("unexpected arguments %q", args[1:])
+		}
+	case "rebuild":
+	default:
+		return fmt.Errorf("unknown command %q (want verify, rebuild or -h)", sub)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(stdout, cfg.LogLevel, cfg.LogFormat, "projector")
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "verify":
+		return verify(ctx, cfg, stdout)
+	case "rebuild":
+		return rebuild(ctx, cfg, log, args[1:])
+	}
+	return serve(ctx, cfg, log, nil)
+}
+
+func usage(w io.Writer) error {
+	fmt.Fprint(w, `projector keeps the read tables up to date from the event store.
+
+Usage:
+  projector           apply events as they are appended; serve /healthz, /readyz
+                      and /metrics on PROJECTOR_ADDR (one instance is active,
+                      others stand by and take over)
+  projector verify    compare every read table with a fold of the event store;
+                      exit 2 naming the accounts that drifted (listens on no address)
+  projector rebuild   rebuild projections from the start of the event store
+                      (not available in this version)
+  projector -h        this help
+
+Environment:
+`)
+	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
+	if err := envconfig.Usagef("", &config{}, tw,
+		"  NAME\tDEFAULT\tMEANING\n{{range .}}  {{usage_key .}}\t{{usage_default .}}\t{{if usage_required .}}required: {{end}}{{usage_description .}}\n{{end}}"); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// rebuild is where `projector rebuild [name...]` belongs (DESIGN §5): fold
+// from position zero into fresh tables (the projections' *Into constructors
+// write a table of the same shape under the same checkpoint name), then swap
+// them in atomically. This version ships without it.
+func rebuild(_ context.Context, _ config, _ zerolog.Logger, _ []string) error {
+	return errors.New("projector rebuild is not available in this version of the projector")
+}
+
+// pools opens the events and read pools. Every session gets
+// idle_in_transaction_session_timeout: an idle transaction anywhere on the
+// server holds every tailing reader back.
+func pools(ctx context.Context, cfg config) (events, read *pgxpool.Pool, err error) {
+	open := func(name, url string) (*pgxpool.Pool, error) {
+		pcfg, err := store.ParseTailPoolConfig(url, cfg.IdleInTxTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		pcfg.MaxConns = cfg.DBMaxConns
+		pcfg.ConnConfig.RuntimeParams["application_name"] = "bank-projector"
+		p, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s: connect: %w", name, err)
+		}
+		return p, nil
+	}
+	if events, err = open("DATABASE_URL", cfg.DatabaseURL); err != nil {
+		return nil, nil, err
+	}
+	if read, err = open("READ_DATABASE_URL", cfg.ReadDatabaseURL); err != nil {
+		events.Close()
+		return nil, nil, err
+	}
+	return events, read, nil
+}
+
+func upcastContext(cfg config) domain.UpcastContext {
+	return domain.UpcastContext{DefaultCurrency: domain.MustCurrency(cfg.DefaultCurrency)} // checked by loadConfig
+}
+
+// serve runs the projector until ctx ends. ready, when not nil, receives the
+// listening address (tests use PROJECTOR_ADDR=127.0.0.1:0).
+func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- string) error {
+	if cfg.MigrateOnStart {
+		// The event store's schema too, so that the projector may start first.
+		if err := store.Migrate(cfg.DatabaseURL, store.EventStoreSchema); err != nil {
+			return err
+		}
+		if err := store.Migrate(cfg.ReadDatabaseURL, store.ReadModelSchema); err != nil {
+			return err
+		}
+	}
+	events, read, err := pools(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+	defer read.Close()
+
+	reg := telemetry.NewRegistry()
+	telemetry.RegisterPool(reg, "events", events)
+	telemetry.RegisterPool(reg, "read", read)
+	metrics, err := projection.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	runner, err := projection.NewRunner(store.NewTailer(events, upcastContext(cfg)), read, projection.Options{
+		BatchSize:       cfg.BatchSize,
+		MaxPoll:         cfg.PollInterval,
+		StandbyRetry:    cfg.StandbyRetry,
+		BatchTimeout:    cfg.BatchTimeout,
+		HeldBackWarning: cfg.HeldBackWarning,
+		LockKey:         cfg.LockKey,
+		Metrics:         metrics,
+		Log:             log,
+	})
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := readiness(r.Context(), cfg, events, read); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error(), "active": runner.Active()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "active": runner.Active()})
+	})
+	mux.Handle("GET /metrics", telemetry.Handler(reg))
+
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	log.Info().Str("addr", ln.Addr().String()).Int("batch_size", cfg.BatchSize).Msg("projector listening")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+
+	runCtx, stopRunner := context.WithCancel(ctx)
+	defer stopRunner()
+	runErr := make(chan error, 1)
+	go func() { runErr <- runner.Run(runCtx) }()
+
+	var result error
+	select {
+	case err := <-runErr:
+		// Only an error that needs an operator ends Run before ctx does.
+		result = err
+		runErr = nil
+	case err := <-srvErr:
+		result = fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	deadline := time.Now().Add(cfg.ShutdownTimeout)
+	if runErr != nil {
+		log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down: finishing the current batch")
+		stopRunner()
+		select {
+		case err := <-runErr:
+			result = errors.Join(result, err)
+		case <-time.After(time.Until(deadline)):
+			result = errors.Join(result, fmt.Errorf("the current batch did not finish within SHUTDOWN_TIMEOUT (%s)", cfg.ShutdownTimeout))
+		}
+	}
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		result = errors.Join(result, fmt.Errorf("http shutdown: %w", err))
+	}
+	if result == nil {
+		log.Info().Msg("stopped")
+	}
+	return result
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readiness: both databases reachable, each schema at the version this binary
+// expects and not dirty.
+func readiness(ctx context.Context, cfg config, events, read *pgxpool.Pool) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := schemaCurrent(ctx, events, cfg.DatabaseURL, store.EventStoreSchema); err != nil {
+		return err
+	}
+	return schemaCurrent(ctx, read, cfg.ReadDatabaseURL, store.ReadModelSchema)
+}
+
+func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, url string, s store.Schema) error {
+	// A ping first: store.SchemaVersion takes no context, so it is only asked
+	// once the database answers, and not waited for beyond ctx.
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("%s database unreachable: %w", s.Name, err)
+	}
+	type result struct {
+		version uint
+		dirty   bool
+		err     error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, d, err := store.SchemaVersion(url, s)
+		ch <- result{v, d, err}
+	}()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%s schema version: %w", s.Name, ctx.Err())
+	case r := <-ch:
+		switch {
+		case r.err != nil:
+			return fmt.Errorf("%s schema version: %w", s.Name, r.err)
+		case r.dirty || r.version != s.Latest:
+			return fmt.Errorf("%s schema at version %d (dirty %v), want %d", s.Name, r.version, r.dirty, s.Latest)
+		}
+		return nil
+	}
+}
+
+// verify compares the read tables with a fold of the event store and prints
+// the result; drift is an exitError with status 2 naming the accounts.
+func verify(ctx context.Context, cfg config, out io.Writer) error {
+	events, read, err := pools(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer events.Close()
+	defer read.Close()
+	rep, err := projection.Verify(ctx, store.NewTailer(events, upcastContext(cfg)), read)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{projection.AccountBalancesName, projection.TransactionHistoryName, projection.DailySummariesName} {
+		fmt.Fprintf(out, "%s checked at %s\n", name, rep.Checkpoints[name])
+	}
+	for _, d := range rep.Drifts {
+		fmt.Fprintln(out, d)
+	}
+	ids := rep.DriftedAccounts()
+	if len(ids) == 0 {
+		fmt.Fprintf(out, "no drift: %d accounts match the event store\n", rep.Accounts)
+		return nil
+	}
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = id.String()
+	}
+	return &exitError{code: 2, err: fmt.Errorf("drift in %d of %d accounts: %s", len(ids), rep.Accounts, strings.Join(names, ", "))}
+}

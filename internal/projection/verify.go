@@ -1,0 +1,306 @@
+package projection
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/evbank/bank/internal/store"
+)
+
+// ReadTables reads the three read tables and the checkpoints from one snapshot
+// of the read database (a REPEATABLE READ, READ ONLY transaction).
+func ReadTables(ctx context.Context, read *pgxpool.Pool) (Tables, map[string]store.Position, error) {
+	t := NewTables()
+	var cps map[string]store.Position
+	err := pgx.BeginTxFunc(ctx, read, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		if cps, err = readCheckpoints(ctx, tx); err != nil {
+			return err
+		}
+		if err := readBalances(ctx, tx, t.Balances); err != nil {
+			return err
+		}
+		if err := readHistory(ctx, tx, t.History); err != nil {
+			return err
+		}
+		return readDaily(ctx, tx, t.Daily)
+	})
+	if err != nil {
+		return Tables{}, nil, fmt.Errorf("read tables: %w", err)
+	}
+	return t, cps, nil
+}
+
+func readBalances(ctx context.Context, tx pgx.Tx, into map[uuid.UUID]AccountBalance) error {
+	rows, err := tx.Query(ctx, `SELECT account_id, owner_id, currency, balance_minor, status, version, opened_at, updated_at, closed_at FROM account_balances`)
+	if err != nil {
+		return err
+	}
+	var r AccountBalance
+	_, err = pgx.ForEachRow(rows, []any{&r.AccountID, &r.OwnerID, &r.Currency, &r.BalanceMinor, &r.Status, &r.Version, &r.OpenedAt, &r.UpdatedAt, &r.ClosedAt}, func() error {
+		into[r.AccountID] = r
+		r = AccountBalance{} // the next row must not share ClosedAt's pointee
+		return nil
+	})
+	return err
+}
+
+func readHistory(ctx context.Context, tx pgx.Tx, into map[uuid.UUID]Transaction) error {
+	rows, err := tx.Query(ctx, `SELECT event_id, account_id, type, amount_minor, currency, description, balance_after_minor, version, occurred_at FROM transaction_history`)
+	if err != nil {
+		return err
+	}
+	var r Transaction
+	_, err = pgx.ForEachRow(rows, []any{&r.EventID, &r.AccountID, &r.Type, &r.AmountMinor, &r.Currency, &r.Description, &r.BalanceAfterMinor, &r.Version, &r.OccurredAt}, func() error {
+		into[r.EventID] = r
+		return nil
+	})
+	return err
+}
+
+func readDaily(ctx context.Context, tx pgx.Tx, into map[DayKey]DailySummary) error {
+	rows, err := tx.Query(ctx, `SELECT account_id, day, currency, deposits_count, deposits_total_minor, withdrawals_count, withdrawals_total_minor, closing_balance_minor, last_version FROM daily_summaries`)
+	if err != nil {
+		return err
+	}
+	var r DailySummary
+	_, err = pgx.ForEachRow(rows, []any{&r.AccountID, &r.Day, &r.Currency, &r.DepositsCount, &r.DepositsTotalMinor, &r.WithdrawalsCount, &r.WithdrawalsTotalMinor, &r.ClosingBalanceMinor, &r.LastVersion}, func() error {
+		r.Day = UTCDay(r.Day)
+		into[DayKey{AccountID: r.AccountID, Day: r.Day}] = r
+		return nil
+	})
+	return err
+}
+
+// Drift is one difference between a read table and the fold of the event store.
+type Drift struct {
+	AccountID  uuid.UUID
+	Projection string
+	Detail     string
+}
+
+func (d Drift) String() string {
+	return fmt.Sprintf("account %s: %s: %s", d.AccountID, d.Projection, d.Detail)
+}
+
+// Report is the outcome of Verify.
+type Report struct {
+	// Checkpoints are the positions each projection was compared at.
+	Checkpoints map[string]store.Position
+	// Accounts is how many accounts the event store holds up to the checkpoints.
+	Accounts int
+	// Drifts lists every difference, by account.
+	Drifts []Drift
+}
+
+// DriftedAccounts returns the accounts with at least one drift, sorted.
+func (r *Report) DriftedAccounts() []uuid.UUID {
+	seen := map[uuid.UUID]bool{}
+	for _, d := range r.Drifts {
+		seen[d.AccountID] = true
+	}
+	ids := slices.Collect(maps.Keys(seen))
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	return ids
+}
+
+// Verify compares every read table with a fresh fold of the event store, each
+// at its projection's checkpoint, so that it can run beside a live projector.
+// Drift is reported in the Report, not as an error. Errors: the tables or
+// the events cannot be read, a checkpoint names no event (see
+// store.ErrRebuildRequired), or the events themselves are inconsistent.
+func Verify(ctx context.Context, t *store.Tailer, read *pgxpool.Pool) (*Report, error) {
+	got, cps, err := ReadTables(ctx, read)
+	if err != nil {
+		return nil, err
+	}
+	names := []string{AccountBalancesName, TransactionHistoryName, DailySummariesName}
+	for _, n := range names {
+		if _, ok := cps[n]; !ok {
+			cps[n] = store.Position{} // never ran: the table must be empty
+		}
+	}
+	// Fold once in the global order, copying each projection's table as the
+	// fold passes its checkpoint.
+	order := slices.Clone(names)
+	slices.SortStableFunc(order, func(a, b string) int {
+		switch {
+		case cps[a].Less(cps[b]):
+			return -1
+		case cps[b].Less(cps[a]):
+			return 1
+		}
+		return 0
+	})
+	f := NewFold()
+	want := NewTables()
+	accounts := 0
+	take := func(name string) {
+		tb := f.Tables()
+		switch name {
+		case AccountBalancesName:
+			want.Balances = maps.Clone(tb.Balances)
+		case TransactionHistoryName:
+			want.History = maps.Clone(tb.History)
+		case DailySummariesName:
+			want.Daily = maps.Clone(tb.Daily)
+		}
+		accounts = len(tb.Balances)
+	}
+	next := 0
+	last := cps[order[len(order)-1]]
+	if !last.IsZero() {
+		err = replay(ctx, t, last, func(e store.RecordedEvent) error {
+			for next < len(order) && cps[order[next]].Less(store.PositionOf(e)) {
+				take(order[next])
+				next++
+			}
+			return f.Apply(e)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("verify: %w", err)
+		}
+	}
+	for ; next < len(order); next++ {
+		take(order[next])
+	}
+
+	rep := &Report{Checkpoints: cps, Accounts: accounts}
+	rep.Drifts = append(rep.Drifts, compareBalances(want.Balances, got.Balances)...)
+	rep.Drifts = append(rep.Drifts, compareHistory(want.History, got.History)...)
+	rep.Drifts = append(rep.Drifts, compareDaily(want.Daily, got.Daily)...)
+	slices.SortStableFunc(rep.Drifts, func(a, b Drift) int { return strings.Compare(a.AccountID.String(), b.AccountID.String()) })
+	return rep, nil
+}
+
+// Compare returns every difference between want (a fold) and got (the tables).
+func Compare(want, got Tables) []Drift {
+	var ds []Drift
+	ds = append(ds, compareBalances(want.Balances, got.Balances)...)
+	ds = append(ds, compareHistory(want.History, got.History)...)
+	ds = append(ds, compareDaily(want.Daily, got.Daily)...)
+	return ds
+}
+
+// sameTime compares at the database's precision (microseconds).
+func sameTime(a, b time.Time) bool {
+	return a.Truncate(time.Microsecond).Equal(b.Truncate(time.Microsecond))
+}
+
+func sameTimePtr(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return sameTime(*a, *b)
+}
+
+// fieldDiffs lists "name: table has X, events give Y" for each differing field.
+type fieldDiffs []string
+
+func (d *fieldDiffs) check(name string, differ bool, got, want any) {
+	if differ {
+		*d = append(*d, fmt.Sprintf("%s is %v, the events give %v", name, got, want))
+	}
+}
+
+func fmtTimePtr(t *time.Time) any {
+	if t == nil {
+		return "null"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func compareBalances(want, got map[uuid.UUID]AccountBalance) []Drift {
+	var ds []Drift
+	for id, w := range want {
+		g, ok := got[id]
+		if !ok {
+			ds = append(ds, Drift{id, AccountBalancesName, fmt.Sprintf("row missing (the events give version %d, balance %d)", w.Version, w.BalanceMinor)})
+			continue
+		}
+		var d fieldDiffs
+		d.check("owner_id", g.OwnerID != w.OwnerID, g.OwnerID, w.OwnerID)
+		d.check("currency", g.Currency != w.Currency, g.Currency, w.Currency)
+		d.check("balance_minor", g.BalanceMinor != w.BalanceMinor, g.BalanceMinor, w.BalanceMinor)
+		d.check("status", g.Status != w.Status, g.Status, w.Status)
+		d.check("version", g.Version != w.Version, g.Version, w.Version)
+		d.check("opened_at", !sameTime(g.OpenedAt, w.OpenedAt), g.OpenedAt.UTC().Format(time.RFC3339Nano), w.OpenedAt.UTC().Format(time.RFC3339Nano))
+		d.check("updated_at", !sameTime(g.UpdatedAt, w.UpdatedAt), g.UpdatedAt.UTC().Format(time.RFC3339Nano), w.UpdatedAt.UTC().Format(time.RFC3339Nano))
+		d.check("closed_at", !sameTimePtr(g.ClosedAt, w.ClosedAt), fmtTimePtr(g.ClosedAt), fmtTimePtr(w.ClosedAt))
+		if len(d) > 0 {
+			ds = append(ds, Drift{id, AccountBalancesName, strings.Join(d, "; ")})
+		}
+	}
+	for id, g := range got {
+		if _, ok := want[id]; !ok {
+			ds = append(ds, Drift{id, AccountBalancesName, fmt.Sprintf("row (version %d) for an account the events do not hold", g.Version)})
+		}
+	}
+	return ds
+}
+
+func compareHistory(want, got map[uuid.UUID]Transaction) []Drift {
+	var ds []Drift
+	for id, w := range want {
+		g, ok := got[id]
+		if !ok {
+			ds = append(ds, Drift{w.AccountID, TransactionHistoryName, fmt.Sprintf("row of event %s (version %d) missing", id, w.Version)})
+			continue
+		}
+		var d fieldDiffs
+		d.check("account_id", g.AccountID != w.AccountID, g.AccountID, w.AccountID)
+		d.check("type", g.Type != w.Type, g.Type, w.Type)
+		d.check("amount_minor", g.AmountMinor != w.AmountMinor, g.AmountMinor, w.AmountMinor)
+		d.check("currency", g.Currency != w.Currency, g.Currency, w.Currency)
+		d.check("description", g.Description != w.Description, fmt.Sprintf("%q", g.Description), fmt.Sprintf("%q", w.Description))
+		d.check("balance_after_minor", g.BalanceAfterMinor != w.BalanceAfterMinor, g.BalanceAfterMinor, w.BalanceAfterMinor)
+		d.check("version", g.Version != w.Version, g.Version, w.Version)
+		d.check("occurred_at", !sameTime(g.OccurredAt, w.OccurredAt), g.OccurredAt.UTC().Format(time.RFC3339Nano), w.OccurredAt.UTC().Format(time.RFC3339Nano))
+		if len(d) > 0 {
+			ds = append(ds, Drift{w.AccountID, TransactionHistoryName, fmt.Sprintf("event %s (version %d): %s", id, w.Version, strings.Join(d, "; "))})
+		}
+	}
+	for id, g := range got {
+		if _, ok := want[id]; !ok {
+			ds = append(ds, Drift{g.AccountID, TransactionHistoryName, fmt.Sprintf("row of event %s (version %d) that the events do not hold", id, g.Version)})
+		}
+	}
+	return ds
+}
+
+func compareDaily(want, got map[DayKey]DailySummary) []Drift {
+	var ds []Drift
+	day := func(k DayKey) string { return k.Day.Format(time.DateOnly) }
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			ds = append(ds, Drift{k.AccountID, DailySummariesName, fmt.Sprintf("%s: row missing", day(k))})
+			continue
+		}
+		var d fieldDiffs
+		d.check("currency", g.Currency != w.Currency, g.Currency, w.Currency)
+		d.check("deposits_count", g.DepositsCount != w.DepositsCount, g.DepositsCount, w.DepositsCount)
+		d.check("deposits_total_minor", g.DepositsTotalMinor != w.DepositsTotalMinor, g.DepositsTotalMinor, w.DepositsTotalMinor)
+		d.check("withdrawals_count", g.WithdrawalsCount != w.WithdrawalsCount, g.WithdrawalsCount, w.WithdrawalsCount)
+		d.check("withdrawals_total_minor", g.WithdrawalsTotalMinor != w.WithdrawalsTotalMinor, g.WithdrawalsTotalMinor, w.WithdrawalsTotalMinor)
+		d.check("closing_balance_minor", g.ClosingBalanceMinor != w.ClosingBalanceMinor, g.ClosingBalanceMinor, w.ClosingBalanceMinor)
+		d.check("last_version", g.LastVersion != w.LastVersion, g.LastVersion, w.LastVersion)
+		if len(d) > 0 {
+			ds = append(ds, Drift{k.AccountID, DailySummariesName, fmt.Sprintf("%s: %s", day(k), strings.Join(d, "; "))})
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			ds = append(ds, Drift{k.AccountID, DailySummariesName, fmt.Sprintf("%s: row for a day without movements in the events", day(k))})
+		}
+	}
+	return ds
+}

@@ -1,0 +1,129 @@
+package query
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/evbank/bank/internal/domain"
+)
+
+// Account is an account as the queries show it: money formatted in the
+// account's currency, times in UTC, ClosedAt nil while the account is open.
+type Account struct {
+	ID        uuid.UUID  `json:"id"`
+	OwnerID   string     `json:"owner_id"`
+	Currency  string     `json:"currency"`
+	Balance   string     `json:"balance"`
+	Status    string     `json:"status"`
+	Version   int        `json:"version"`
+	OpenedAt  time.Time  `json:"opened_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	ClosedAt  *time.Time `json:"closed_at"`
+}
+
+// AccountView is the view of an aggregate, for answers that come from the
+// event store (as_of) rather than from account_balances. Times are cut to
+// microseconds, as account_balances (timestamptz) keeps them, so that both
+// answers print the same instant the same way.
+func AccountView(a *domain.Account) Account {
+	v := Account{
+		ID: a.ID(), OwnerID: a.OwnerID(), Currency: a.Currency().Code(),
+		Balance: domain.FormatAmount(a.Balance(), a.Currency()), Status: string(a.Status()), Version: a.Version(),
+		OpenedAt: micros(a.OpenedAt()), UpdatedAt: micros(a.UpdatedAt()),
+	}
+	if c := a.ClosedAt(); !c.IsZero() {
+		c = micros(c)
+		v.ClosedAt = &c
+	}
+	return v
+}
+
+func micros(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// Transaction is one deposit or withdrawal with the balance after it.
+type Transaction struct {
+	EventID      uuid.UUID `json:"event_id"`
+	Type         string    `json:"type"` // deposit or withdrawal
+	Amount       string    `json:"amount"`
+	Description  string    `json:"description"` // "" when the event has none
+	BalanceAfter string    `json:"balance_after"`
+	Version      int       `json:"version"`
+	OccurredAt   time.Time `json:"occurred_at"`
+}
+
+// DailySummary is an account's money movements on one UTC day.
+type DailySummary struct {
+	Date             string `json:"date"` // YYYY-MM-DD
+	DepositsCount    int    `json:"deposits_count"`
+	DepositsTotal    string `json:"deposits_total"`
+	WithdrawalsCount int    `json:"withdrawals_count"`
+	WithdrawalsTotal string `json:"withdrawals_total"`
+	ClosingBalance   string `json:"closing_balance"`
+}
+
+// DateLayout is the form of a day in the API: YYYY-MM-DD.
+const DateLayout = "2006-01-02"
+
+// Summary counts the accounts and totals their balances per currency.
+type Summary struct {
+	Accounts AccountCounts   `json:"accounts"`
+	Balances []CurrencyTotal `json:"balances"`
+}
+
+// AccountCounts is how many accounts exist, by status.
+type AccountCounts struct {
+	Total  int64 `json:"total"`
+	Active int64 `json:"active"`
+	Closed int64 `json:"closed"`
+}
+
+// CurrencyTotal is the sum of the balances of the accounts in one currency.
+type CurrencyTotal struct {
+	Currency string `json:"currency"`
+	Total    string `json:"total"`
+}
+
+// Page is one page of a keyset-paginated list. More reports that rows follow
+// the last item; the caller turns that item into the next cursor.
+type Page[T any] struct {
+	Items []T
+	More  bool
+}
+
+// formatMinorDecimal prints an integer number of minor units given as a
+// decimal string (a PostgreSQL numeric sum, which may exceed int64) with all
+// of c's minor digits, as domain.FormatAmount does for an int64.
+func formatMinorDecimal(s string, c domain.Currency) (string, error) {
+	digits, neg := strings.CutPrefix(s, "-")
+	if digits == "" || strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return "", fmt.Errorf("%q is not an integer number of minor units", s)
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if n := c.Digits(); n > 0 {
+		if len(digits) <= n {
+			digits = strings.Repeat("0", n-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-n] + "." + digits[len(digits)-n:]
+	} else if digits == "" {
+		digits = "0"
+	}
+	if neg && strings.Trim(digits, "0.") != "" {
+		digits = "-" + digits
+	}
+	return digits, nil
+}
+
+// currency parses a stored currency code. A code that does not parse means
+// the read table holds something the write side never accepted.
+func currency(code string) (domain.Currency, error) {
+	c, err := domain.ParseCurrency(code)
+	if err != nil {
+		// Not wrapped: a broken table is not the client's invalid input.
+		return domain.Currency{}, fmt.Errorf("read model holds an invalid currency %q: %s", code, err.Error())
+
+	}
+	return c, nil
+}

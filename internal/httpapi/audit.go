@@ -3,8 +3,6 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -32,25 +30,10 @@ func (h *handler) auditTrail(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, err)
 		return
 	}
-	limit, err := pageLimit(r)
+	limit, after, err := versionPage(r)
 	if err != nil {
 		writeProblem(w, r, err)
 		return
-	}
-	cursor, err := decodeCursor(r)
-	if err != nil {
-		writeProblem(w, r, err)
-		return
-	}
-	after := 0
-	if cursor != "" {
-		v, ok := strings.CutPrefix(cursor, "v:")
-		n, convErr := strconv.Atoi(v)
-		if !ok || convErr != nil || n < 0 {
-			writeProblem(w, r, invalid("cursor", "is not a cursor this API returned"))
-			return
-		}
-		after = n
 	}
 	events, err := h.events.ReadStream(r.Context(), id, after, limit+1)
 	if err != nil {
@@ -77,8 +60,7 @@ func (h *handler) auditTrail(w http.ResponseWriter, r *http.Request) {
 	page := AuditPage{Items: make([]AuditEvent, 0, min(len(events), limit))}
 	for i, e := range events {
 		if i == limit {
-			next := encodeCursor("v:" + strconv.Itoa(events[i-1].Version))
-			page.NextCursor = &next
+			page.NextCursor = versionCursor(events[i-1].Version)
 			break
 		}
 		page.Items = append(page.Items, AuditEvent{

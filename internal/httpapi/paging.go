@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 const (
@@ -38,4 +39,28 @@ func decodeCursor(r *http.Request) (string, error) {
 		return "", invalid("cursor", "is not a cursor this API returned")
 	}
 	return string(b), nil
+}
+
+// versionPage reads ?limit= and a version cursor ("v:<version>", as issued for
+// the audit trail and the transactions of one account). version is 0 without a
+// cursor.
+func versionPage(r *http.Request) (limit, version int, err error) {
+	if limit, err = pageLimit(r); err != nil {
+		return 0, 0, err
+	}
+	cursor, err := decodeCursor(r)
+	if err != nil || cursor == "" {
+		return limit, 0, err
+	}
+	v, ok := strings.CutPrefix(cursor, "v:")
+	n, valid := positiveInt(v)
+	if !ok || !valid {
+		return 0, 0, invalid("cursor", "is not a cursor this API returned")
+	}
+	return limit, n, nil
+}
+
+func versionCursor(version int) *string {
+	c := encodeCursor("v:" + strconv.Itoa(version))
+	return &c
 }

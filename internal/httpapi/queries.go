@@ -247,25 +247,10 @@ func (h *handler) transactions(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, err)
 		return
 	}
-	limit, err := pageLimit(r)
+	limit, before, err := versionPage(r)
 	if err != nil {
 		writeProblem(w, r, err)
 		return
-	}
-	cursor, err := decodeCursor(r)
-	if err != nil {
-		writeProblem(w, r, err)
-		return
-	}
-	before := 0
-	if cursor != "" {
-		v, ok := strings.CutPrefix(cursor, "v:")
-		n, valid := positiveInt(v)
-		if !ok || !valid {
-			writeProblem(w, r, invalid("cursor", "is not a cursor this API returned"))
-			return
-		}
-		before = n
 	}
 	n, err := minVersion(r)
 	if err != nil {
@@ -283,8 +268,7 @@ func (h *handler) transactions(w http.ResponseWriter, r *http.Request) {
 	}
 	out := TransactionPage{Items: page.Items}
 	if page.More {
-		next := encodeCursor("v:" + strconv.Itoa(page.Items[len(page.Items)-1].Version))
-		out.NextCursor = &next
+		out.NextCursor = versionCursor(page.Items[len(page.Items)-1].Version)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -25,15 +25,43 @@ test: ## run every test (race detector on) against a throwaway PostgreSQL
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 .PHONY: lint
-lint: ## gofmt, go vet, golangci-lint, go mod tidy check
+lint: lint-go lint-openapi lint-dockerfile ## every linter: Go, openapi.yaml, Dockerfile (installs the npm tools first if needed)
+
+.PHONY: lint-go
+lint-go: ## gofmt, go vet, go mod tidy check, golangci-lint
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
+# The npm lint tools (package.json, pinned by package-lock.json), installed
+# when node_modules is missing or older than the lock file.
+NPM_BIN := node_modules/.bin
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci
+
+.PHONY: lint-openapi
+lint-openapi: node_modules/.package-lock.json ## Spectral (.spectral.yaml) on openapi.yaml; any warning fails
+	$(NPM_BIN)/spectral lint --fail-severity=warn openapi.yaml
+
+.PHONY: lint-dockerfile
+lint-dockerfile: node_modules/.package-lock.json ## dockerfile-utils on the Dockerfile; any warning fails
+	@# dockerfile-utils exits 0 on warnings: any output is a failure.
+	@out="$$($(NPM_BIN)/dockerfile-utils lint Dockerfile 2>&1)" && test -z "$$out" || \
+		{ echo "$$out"; echo "dockerfile-utils lint Dockerfile: fix the problems above"; exit 1; }
+	@echo "dockerfile-utils lint Dockerfile: no problems"
+
 .PHONY: fuzz
 fuzz: ## fuzz the amount parser for a minute
 	$(GO) test -run='^$$' -fuzz=FuzzParseAmount -fuzztime=60s ./internal/domain
+
+.PHONY: bench
+bench: ## measure the service against pgbench on a private durable PostgreSQL (~5 min); results in bench-results/
+	$(GO) run ./bench/cmd/benchrun -out bench-results $(BENCH_FLAGS)
+
+.PHONY: bench-smoke
+bench-smoke: ## run the whole benchmark pipeline in seconds (also part of make test)
+	$(GO) test -count=1 -run TestSmoke ./bench
 
 .PHONY: clean
 clean: ## remove built binaries (keeps the dev database in .data/)

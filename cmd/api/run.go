@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -16,10 +17,15 @@ import (
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/httpapi"
+	"github.com/evbank/bank/internal/probe"
 	"github.com/evbank/bank/internal/query"
 	"github.com/evbank/bank/internal/store"
 	"github.com/evbank/bank/internal/telemetry"
 )
+
+// startProfiling, set only in binaries built with -tags pprof (pprof.go),
+// serves the runtime profiles; the benchmark (make bench) uses it.
+var startProfiling func(ctx context.Context, log zerolog.Logger) (stop func(), err error)
 
 // run is the whole program. It returns when ctx ends and the server has drained.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -35,7 +41,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		case "migrate":
 			return migrateAll(cfg)
 		case "healthcheck":
-			return healthcheck(ctx, cfg.HTTPAddr)
+			return probe.Healthz(ctx, cfg.HTTPAddr)
 		default:
 			return fmt.Errorf("unknown command %q (want migrate, healthcheck or -h)", args[0])
 		}
@@ -48,8 +54,27 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func usage(w io.Writer) error {
-	fmt.Fprintln(w, "api serves the bank-account HTTP API.\n\nUsage: api [migrate|healthcheck|-h]\n\nEnvironment:")
-	return envconfig.Usagef("", &config{}, w, "  {{range .}}{{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}")
+	fmt.Fprint(w, `api serves the bank-account HTTP API.
+
+Usage:
+  api                 serve the API on HTTP_ADDR (migrating first unless
+                      MIGRATE_ON_START=false)
+  api migrate         apply the migrations of the event store and of the read
+                      model, then exit
+  api healthcheck     exit 0 if the api on HTTP_ADDR answers /healthz (the
+                      container health check; the image has no shell or curl)
+  api -h              this help
+
+Environment:
+`)
+	// The same table as projector -h; the README's configuration tables are
+	// checked against both (deploy/config_test.go).
+	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
+	if err := envconfig.Usagef("", &config{}, tw,
+		"  NAME\tDEFAULT\tMEANING\n{{range .}}  {{usage_key .}}\t{{if usage_required .}}(required){{else if usage_default .}}{{usage_default .}}{{else}}-{{end}}\t{{usage_description .}}\n{{end}}"); err != nil {
+		return err
+	}
+	return tw.Flush()
 }
 
 func loadConfig() (config, error) {
@@ -138,6 +163,13 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	}
 
 	go purgeIdempotencyKeys(ctx, events, cfg.IdempotencyTTL, log)
+	if startProfiling != nil {
+		stop, err := startProfiling(ctx, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -217,29 +249,4 @@ func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep ti
 			}
 		}
 	}
-}
-
-func healthcheck(ctx context.Context, addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthz answered %d", resp.StatusCode)
-	}
-	return nil
 }

@@ -9,6 +9,12 @@
 //	projector verify   compare every read table with a fresh fold of the event
 //	                   store; exit 2 naming the accounts that drifted. Listens on
 //	                   no address; safe beside a live projector.
+//	projector rebuild [name...]
+//	                   rebuild the named projections (default all) from the
+//	                   start of the event store into new tables while the old
+//	                   ones serve and the live projector runs, then swap them
+//	                   in. Listens on no address; exit 3 when interrupted,
+//	                   and run again, it resumes.
 //	projector -h       list the environment variables
 package main
 

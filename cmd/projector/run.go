@@ -28,6 +28,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		return usage(stdout)
 	}
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(ctx, args[1:])
+	}
 	sub := ""
 	if len(args) > 0 {
 		sub = args[0]
@@ -53,7 +56,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case "verify":
 		return verify(ctx, cfg, stdout)
 	case "rebuild":
-		return rebuild(ctx, cfg, log, args[1:])
+		return rebuild(ctx, cfg, log, args[1:], stdout)
 	}
 	return serve(ctx, cfg, log, nil)
 }
@@ -67,26 +70,28 @@ Usage:
                       others stand by and take over)
   projector verify    compare every read table with a fold of the event store;
                       exit 2 naming the accounts that drifted (listens on no address)
-  projector rebuild   rebuild projections from the start of the event store
-                      (not available in this version)
+  projector rebuild [name...]
+                      rebuild the named projections (default: all) from the
+                      start of the event store into new tables, then swap them
+                      in; the old tables serve meanwhile (listens on no address).
+                      Names: account_balances, transaction_history,
+                      daily_summaries. SIGINT/SIGTERM stop it after the current
+                      chunk (exit 3); run it again to resume
+  projector healthcheck
+                      exit 0 if the projector on PROJECTOR_ADDR answers /healthz
+                      (the container health check; the image has no shell or curl)
   projector -h        this help
 
 Environment:
 `)
+	// The same table as api -h; the README's configuration tables are checked
+	// against both (deploy/config_test.go).
 	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
 	if err := envconfig.Usagef("", &config{}, tw,
-		"  NAME\tDEFAULT\tMEANING\n{{range .}}  {{usage_key .}}\t{{usage_default .}}\t{{if usage_required .}}required: {{end}}{{usage_description .}}\n{{end}}"); err != nil {
+		"  NAME\tDEFAULT\tMEANING\n{{range .}}  {{usage_key .}}\t{{if usage_required .}}(required){{else if usage_default .}}{{usage_default .}}{{else}}-{{end}}\t{{usage_description .}}\n{{end}}"); err != nil {
 		return err
 	}
 	return tw.Flush()
-}
-
-// rebuild is where `projector rebuild [name...]` belongs (DESIGN §5): fold
-// from position zero into fresh tables (the projections' *Into constructors
-// write a table of the same shape under the same checkpoint name), then swap
-// them in atomically. This version ships without it.
-func rebuild(_ context.Context, _ config, _ zerolog.Logger, _ []string) error {
-	return errors.New("projector rebuild is not available in this version of the projector")
 }
 
 // pools opens the events and read pools. Every session gets

@@ -52,8 +52,8 @@ func TestBadConfigAndCommands(t *testing.T) {
 	if err := run(context.Background(), []string{"frobnicate"}, io.Discard); err == nil {
 		t.Error("unknown command accepted")
 	}
-	if err := run(context.Background(), []string{"rebuild"}, io.Discard); err == nil || !strings.Contains(err.Error(), "not available") {
-		t.Errorf("rebuild: %v", err)
+	if err := run(context.Background(), []string{"rebuild", "balances"}, io.Discard); err == nil || !strings.Contains(err.Error(), `unknown projection "balances"`) {
+		t.Errorf("rebuild balances: %v", err)
 	}
 }
 

@@ -51,7 +51,7 @@ type Service struct {
 func NewService(store EventStore, cfg Config) *Service {
 	s := &Service{
 		store: store, defaultCurrency: cfg.DefaultCurrency, maxAttempts: cfg.MaxAttempts,
-		now: cfg.Now, obs: cfg.Observer, locks: newStreamLocks(1024),
+		now: cfg.Now, obs: cfg.Observer, locks: newStreamLocks(),
 	}
 	if s.defaultCurrency.IsZero() {
 		s.defaultCurrency = domain.MustCurrency("USD")

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"sync"
 
 	"github.com/google/uuid"
 )
@@ -11,26 +12,64 @@ import (
 // version N, all inserting N+1 and all but one failing and retrying. It is only
 // a throughput aid: unique(stream_id, version) in the database stays the guard,
 // and commands from other processes still race and retry.
+//
+// Each stream has its own queue, made when a command first waits on it and
+// dropped when the last one leaves: two hot streams never share a queue. (With
+// hashed stripes they sometimes did, and in a closed loop most clients then
+// piled up behind the doubled queue.) Waiters are served in arrival order.
 type streamLocks struct {
-	stripes []chan struct{}
+	shards [64]lockShard
 }
 
-func newStreamLocks(n int) *streamLocks {
-	l := &streamLocks{stripes: make([]chan struct{}, n)}
-	for i := range l.stripes {
-		l.stripes[i] = make(chan struct{}, 1)
+type lockShard struct {
+	mu      sync.Mutex
+	streams map[uuid.UUID]*streamQueue
+}
+
+// streamQueue is one stream's lock: a token channel (a full channel means
+// held; blocked senders queue in order) and the number of commands holding
+// or waiting for it.
+type streamQueue struct {
+	token chan struct{}
+	users int
+}
+
+func newStreamLocks() *streamLocks {
+	l := &streamLocks{}
+	for i := range l.shards {
+		l.shards[i].streams = map[uuid.UUID]*streamQueue{}
 	}
 	return l
 }
 
-// lock waits for id's stripe, or for ctx to end.
+// lock waits for id's turn, or for ctx to end.
 func (l *streamLocks) lock(ctx context.Context, id uuid.UUID) (unlock func(), err error) {
-	// A UUID's bytes are already uniformly spread; the last two choose the stripe.
-	ch := l.stripes[(int(id[14])<<8|int(id[15]))%len(l.stripes)]
+	// A UUID's bytes are already uniformly spread; the last one picks the shard.
+	sh := &l.shards[int(id[15])%len(l.shards)]
+	sh.mu.Lock()
+	q := sh.streams[id]
+	if q == nil {
+		q = &streamQueue{token: make(chan struct{}, 1)}
+		sh.streams[id] = q
+	}
+	q.users++
+	sh.mu.Unlock()
+
+	leave := func() {
+		sh.mu.Lock()
+		if q.users--; q.users == 0 {
+			delete(sh.streams, id)
+		}
+		sh.mu.Unlock()
+	}
 	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, nil
+	case q.token <- struct{}{}:
+		return func() {
+			<-q.token
+			leave()
+		}, nil
 	case <-ctx.Done():
+		leave()
 		return nil, ctx.Err()
 	}
 }

@@ -29,12 +29,20 @@ type Problem struct {
 	allow      string
 }
 
+// statusClientClosedRequest is nginx's non-standard status for a request whose
+// client went away before the answer.
+const statusClientClosedRequest = 499
+
 // problemTypeBase prefixes each code to form the problem's type URI; the codes
 // are documented in openapi.yaml.
 const problemTypeBase = "urn:problem-type:bank:"
 
 func newProblem(status int, code, detail string) *Problem {
-	return &Problem{Type: problemTypeBase + code, Title: http.StatusText(status), Status: status, Detail: detail, Code: code}
+	title := http.StatusText(status)
+	if status == statusClientClosedRequest {
+		title = "Client Closed Request"
+	}
+	return &Problem{Type: problemTypeBase + code, Title: title, Status: status, Detail: detail, Code: code}
 }
 
 // Error makes a *Problem usable as an error inside the handlers.
@@ -103,6 +111,11 @@ func problemFor(err error) *Problem {
 		p := newProblem(http.StatusServiceUnavailable, "projection_lagging", detail)
 		p.retryAfter = "1"
 		return p
+	case errors.Is(err, context.Canceled):
+		// The client hung up: nobody reads this answer, and it is not a server
+		// fault, so it must not count as a 5xx in logs and alerts. 499 is the
+		// status proxies such as nginx record for it.
+		return newProblem(statusClientClosedRequest, "client_closed_request", "the client closed the request")
 	case errors.Is(err, context.DeadlineExceeded):
 		p := newProblem(http.StatusServiceUnavailable, "timeout", "the request took too long; retry")
 		p.retryAfter = "1"

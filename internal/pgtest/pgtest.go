@@ -54,6 +54,12 @@ func Main(m *testing.M) {
 	os.Exit(run(m))
 }
 
+// Run is Main without the exit, for a TestMain with clean-up of its own to do
+// after the tests and the server are gone: it returns the exit status.
+func Run(m *testing.M) int {
+	return run(m)
+}
+
 func run(m *testing.M) int {
 	teardown, err := setup()
 	if err != nil {

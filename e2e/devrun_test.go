@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/evbank/bank/internal/client"
+)
+
+// TestMakeRun runs devrun as `make run` does (`devrun bin/api bin/projector`,
+// no DATABASE_URL): it starts its own PostgreSQL with the data in
+// ./.data/postgres, the api and the projector; Ctrl-C (SIGINT) stops all of
+// them and devrun exits 0; a second run finds the data of the first.
+func TestMakeRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := []string{
+		"DEV_PG_PORT=" + strconv.Itoa(devPort(t)),
+		"HTTP_ADDR=127.0.0.1:0",
+		"PROJECTOR_ADDR=127.0.0.1:0",
+		"LOG_LEVEL=info",
+	}
+	dataDir := filepath.Join(dir, ".data", "postgres")
+
+	var id uuid.UUID
+	t.Run("first run", func(t *testing.T) {
+		run := startDevrun(t, dir, env)
+		c := newClient(t, run.apiURL)
+		acc := openAccount(t, c, "erin", "JPY", "500")
+		id = acc.Id
+		t.Logf("POST /accounts answered %s after devrun started", time.Since(run.started).Round(time.Millisecond))
+		// The projector runs too: the account reaches the read side.
+		res, err := c.GetAccountWithResponse(context.Background(), id, &client.GetAccountParams{MinVersion: ptr(int(acc.Version))})
+		if err != nil || res.JSON200 == nil {
+			t.Fatalf("GET /accounts/%s?min_version=%d: %v %s", id, acc.Version, err, res.Body)
+		}
+		run.interrupt(t, dataDir)
+	})
+	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
+		t.Fatalf("no cluster in ./.data/postgres after the first run: %v", err)
+	}
+	if id == uuid.Nil {
+		t.FailNow()
+	}
+
+	t.Run("restart keeps the data", func(t *testing.T) {
+		run := startDevrun(t, dir, env)
+		c := newClient(t, run.apiURL)
+		res, err := c.GetAccountWithResponse(context.Background(), id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := res.JSON200; a == nil || a.OwnerId != "erin" || a.Balance != "500" || a.Version != 2 {
+			t.Errorf("GET /accounts/%s after the restart: %d %s; want erin's account at 500 JPY", id, res.StatusCode(), res.Body)
+		}
+		run.interrupt(t, dataDir)
+	})
+}
+
+type devrun struct {
+	*process
+	apiURL  string
+	started time.Time
+}
+
+// startDevrun starts devrun in dir and waits until the api it runs is ready
+// (PostgreSQL's initdb included, within a minute).
+func startDevrun(t *testing.T, dir string, env []string) *devrun {
+	t.Helper()
+	started := time.Now()
+	p := startProcess(t, "devrun", dir, devrunBin, env, apiBin, projectorBin)
+	api := &service{process: p, url: "http://" + p.listenAddr(t, "api", "api listening")}
+	p.listenAddr(t, "projector", "projector listening")
+	eventually(t, time.Minute-time.Since(started), func() (bool, string) {
+		if !p.running() {
+			t.Fatalf("devrun exited (%s)", p.exitStatus())
+		}
+		code, body, err := get(api.url + "/readyz")
+		return err == nil && code == 200, fmt.Sprintf("api /readyz: %d %s %v", code, body, err)
+	})
+	return &devrun{process: p, apiURL: api.url, started: started}
+}
+
+// interrupt sends SIGINT (Ctrl-C) to devrun and requires it to exit 0 and to
+// leave no process behind: not the api, the projector, postgres or any of
+// postgres's backends.
+func (d *devrun) interrupt(t *testing.T, dataDir string) {
+	t.Helper()
+	procs := map[int]string{}
+	for _, pid := range childPIDs(d.pid()) {
+		procs[pid] = comm(pid)
+	}
+	pidFile, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		t.Fatalf("postgres is not running from ./.data/postgres: %v", err)
+	}
+	postmaster, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(pidFile), "\n", 2)[0]))
+	if err != nil {
+		t.Fatalf("postmaster.pid: %v", err)
+	}
+	for _, pid := range childPIDs(postmaster) {
+		procs[pid] = "postgres backend " + comm(pid)
+	}
+	var names []string
+	for _, n := range procs {
+		names = append(names, n)
+	}
+	for _, want := range []string{"api", "projector", "postgres"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("devrun's children %v lack %s", names, want)
+		}
+	}
+	if procs[postmaster] == "" {
+		t.Errorf("postgres (pid %d) is not devrun's child; its children: %v", postmaster, procs)
+	}
+
+	d.signal(t, syscall.SIGINT)
+	if code := d.wait(t, 45*time.Second); code != 0 {
+		t.Errorf("devrun exit code %d after SIGINT; want 0", code)
+	}
+	eventually(t, 10*time.Second, func() (bool, string) {
+		var left []string
+		for pid, name := range procs {
+			if alive(pid) {
+				left = append(left, fmt.Sprintf("%s (pid %d)", name, pid))
+			}
+		}
+		if users := processesUsing(dataDir); len(users) > 0 {
+			left = append(left, users...)
+		}
+		return len(left) == 0, fmt.Sprintf("still running after devrun exited: %v", left)
+	})
+	if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); err == nil {
+		t.Error("postmaster.pid left behind: postgres did not shut down cleanly")
+	}
+}
+
+// processesUsing lists the processes whose command line names dir (pgrep -f).
+func processesUsing(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), dir) && alive(pid) {
+			out = append(out, fmt.Sprintf("pid %d: %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
+		}
+	}
+	return out
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
+}
+
+// devPort returns a free TCP port on 127.0.0.1 for devrun's PostgreSQL,
+// below the kernel's ephemeral range: between this check and postgres's bind,
+// no outgoing connection of the other tests can take it as its local port.
+func devPort(t *testing.T) int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				low = n
+			}
+		}
+	}
+	for range 100 {
+		port := 10000 + rand.IntN(low-10000)
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err == nil {
+			_ = l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}

@@ -1,0 +1,681 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/store"
+)
+
+// Columns of the read tables, in the order the rebuild copies them.
+var (
+	balanceColumns = []string{"account_id", "owner_id", "currency", "balance_minor", "status", "version", "opened_at", "updated_at", "closed_at"}
+	historyColumns = []string{"event_id", "account_id", "type", "amount_minor", "currency", "description", "balance_after_minor", "version", "occurred_at"}
+	dailyColumns   = []string{"account_id", "day", "currency", "deposits_count", "deposits_total_minor", "withdrawals_count", "withdrawals_total_minor", "closing_balance_minor", "last_version"}
+)
+
+// rebuildFold is the load phase's fold: every account's state (what
+// account_balances holds, and what the other two fold onto), every account's
+// days when daily_summaries is rebuilt, and the current chunk's
+// transaction_history rows. It folds with domain.Account.Apply, as Fold does.
+type rebuildFold struct {
+	accounts map[uuid.UUID]*domain.Account
+	days     map[dayKey]*dayAgg // nil unless daily_summaries is rebuilt
+	history  bool               // collect transaction_history rows
+	rows     []Transaction      // the chunk's transaction_history rows
+}
+
+// dayKey and dayAgg are a daily_summaries row, kept small: the fold holds
+// one per account and day.
+type dayKey struct {
+	id  uuid.UUID
+	day int32 // days since 1970-01-01 (UTC)
+}
+
+type dayAgg struct {
+	currency                                 string
+	deposits, withdrawals, lastVersion       int32
+	depositsTotal, withdrawalsTotal, closing int64
+}
+
+func unixDay(t time.Time) int32 { return int32(UTCDay(t).Unix() / 86400) }
+
+func dayTime(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
+
+func newRebuildFold(history, daily bool) *rebuildFold {
+	f := &rebuildFold{accounts: map[uuid.UUID]*domain.Account{}, history: history}
+	if daily {
+		f.days = map[dayKey]*dayAgg{}
+	}
+	return f
+}
+
+// apply folds e; emit says whether its transaction_history row is wanted
+// (not when the shadow table holds it already). Errors: as Fold.Apply's.
+func (f *rebuildFold) apply(e store.RecordedEvent, emit bool) error {
+	a := f.accounts[e.StreamID]
+	have := 0
+	if a != nil {
+		have = a.Version()
+	}
+	if e.Version != have+1 {
+		return &ContiguityError{Projection: "rebuild", StreamID: e.StreamID, Have: have, Got: e.Version, Position: store.PositionOf(e)}
+	}
+	if err := checkFirst(have, e); err != nil {
+		return err
+	}
+	if a == nil {
+		a = domain.NewAccount(e.StreamID)
+		f.accounts[e.StreamID] = a
+	}
+	a.Apply(e.Event, e.RecordedAt)
+	typ, amount, cur, desc, ok := money(e.Event)
+	if !ok {
+		return nil
+	}
+	if f.history && emit {
+		f.rows = append(f.rows, Transaction{
+			EventID: e.EventID, AccountID: e.StreamID, Type: typ, AmountMinor: amount, Currency: cur,
+			Description: desc, BalanceAfterMinor: a.Balance(), Version: e.Version, OccurredAt: e.RecordedAt,
+		})
+	}
+	if f.days != nil {
+		k := dayKey{id: e.StreamID, day: unixDay(e.RecordedAt)}
+		d := f.days[k]
+		if d == nil {
+			d = &dayAgg{}
+			f.days[k] = d
+		}
+		d.currency = cur
+		if typ == TypeDeposit {
+			d.deposits++
+			d.depositsTotal += amount
+		} else {
+			d.withdrawals++
+			d.withdrawalsTotal += amount
+		}
+		d.closing, d.lastVersion = a.Balance(), int32(e.Version)
+	}
+	return nil
+}
+
+// loadState reads the state a save wrote back into the fold.
+func (f *rebuildFold) loadState(ctx context.Context, q queryer) error {
+	rows, err := q.Query(ctx, `SELECT account_id, owner_id, currency, balance_minor, status, version, opened_at, updated_at, closed_at
+FROM `+ident(AccountBalancesName+ShadowSuffix))
+	if err != nil {
+		return err
+	}
+	var (
+		st       domain.AccountState
+		closedAt *time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&st.ID, &st.OwnerID, &st.Currency, &st.BalanceMinor, &st.Status, &st.Version, &st.OpenedAt, &st.UpdatedAt, &closedAt}, func() error {
+		s := st
+		if closedAt != nil {
+			s.ClosedAt = *closedAt
+		}
+		a, err := domain.AccountFromState(s)
+		if err != nil {
+			return fmt.Errorf("saved state of account %s: %w", s.ID, err)
+		}
+		f.accounts[s.ID] = a
+		return nil
+	})
+	if err != nil || f.days == nil {
+		return err
+	}
+	rows, err = q.Query(ctx, `SELECT account_id, day, currency, deposits_count, deposits_total_minor, withdrawals_count,
+       withdrawals_total_minor, closing_balance_minor, last_version FROM `+ident(DailySummariesName+ShadowSuffix))
+	if err != nil {
+		return err
+	}
+	var (
+		k   dayKey
+		day time.Time
+		d   dayAgg
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k.id, &day, &d.currency, &d.deposits, &d.depositsTotal, &d.withdrawals, &d.withdrawalsTotal, &d.closing, &d.lastVersion}, func() error {
+		k.day = unixDay(day)
+		v := d
+		f.days[k] = &v
+		return nil
+	})
+	return err
+}
+
+// rowSource is a pgx.CopyFromSource of the rows from..to-1 that fill makes.
+// Fills give uuids as [16]byte: pgx encodes a uuid.UUID through its
+// driver.Valuer (text, then parsed back), which costs more than the rest of
+// the row.
+type rowSource struct {
+	i, to int
+	vals  []any
+	fill  func(i int, vals []any)
+}
+
+func (s *rowSource) Next() bool {
+	if s.i >= s.to {
+		return false
+	}
+	s.fill(s.i, s.vals) // CopyFrom encodes a row before asking for the next
+	s.i++
+	return true
+}
+
+func (s *rowSource) Values() ([]any, error) { return s.vals, nil }
+func (s *rowSource) Err() error             { return nil }
+
+func fillHistory(rows []Transaction) func(int, []any) {
+	return func(i int, v []any) {
+		r := &rows[i]
+		v[0], v[1], v[2], v[3], v[4] = [16]byte(r.EventID), [16]byte(r.AccountID), r.Type, r.AmountMinor, r.Currency
+		v[5], v[6], v[7], v[8] = r.Description, r.BalanceAfterMinor, int32(r.Version), r.OccurredAt
+	}
+}
+
+// readResult is one read of the load phase's reader.
+type readResult struct {
+	tb  store.TailBatch
+	err error
+}
+
+// load is the load phase, then the write and index phases: it folds the
+// event store from row's saved state (or the start), copying each chunk's
+// transaction_history rows with the progress row, until a read returns less
+// than a chunk; then it writes the folded account_balances and
+// daily_summaries, builds the indexes and marks the shadow tables ready.
+// On return without error row holds the position they are complete at.
+func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
+	f := newRebuildFold(rb.named[TransactionHistoryName], rb.named[DailySummariesName])
+	var (
+		from  store.Position
+		done  int64
+		saved *store.Position // where the state in the shadow tables is from
+	)
+	if row.statePos != nil {
+		if err := f.loadState(wctx, rb.read); err != nil {
+			rb.log.Warn().Err(err).Msg("rebuild: the saved fold state cannot be read back; folding from the start again")
+			f = newRebuildFold(f.history, f.days != nil)
+		} else {
+			from, done, saved = *row.statePos, row.stateDone, row.statePos
+			rb.log.Info().Stringer("position", from).Int("accounts", len(f.accounts)).Msg("rebuild: fold state read back")
+		}
+	}
+	// The shadow transaction_history holds the rows up to here already.
+	copied := row.pos
+	pos := from
+	rb.report(PhaseLoad, pos, done, "")
+
+	// A reader goroutine keeps the next chunk coming while this one is folded
+	// and copied.
+	rctx, stopReading := context.WithCancel(wctx)
+	results := make(chan readResult, 1)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer close(results)
+		rb.readChunks(rctx, from, done, results)
+	}()
+	defer func() {
+		stopReading()
+		for range results { // drain, so that the reader ends
+		}
+		<-readerDone
+	}()
+
+	// A writer goroutine copies each chunk while the next is folded.
+	w := rb.startWriter(wctx)
+	defer w.stop()
+
+	lastSave := time.Now()
+	for r := range results {
+		if r.err != nil {
+			return fmt.Errorf("rebuild: %w", r.err)
+		}
+		if n := len(r.tb.Events); n > 0 {
+			if f.rows == nil {
+				f.rows = w.buffer()
+			}
+			f.rows = f.rows[:0]
+			for _, e := range r.tb.Events {
+				if err := f.apply(e, copied.Less(store.PositionOf(e))); err != nil {
+					return fmt.Errorf("rebuild: %w", err)
+				}
+			}
+			last := store.PositionOf(r.tb.Events[n-1])
+			done += int64(n)
+			rb.folded += int64(n)
+			if copied.Less(last) {
+				if err := w.write(f.rows, last, done); err != nil {
+					return err
+				}
+				f.rows, copied = nil, last
+			}
+			pos = last
+			if rb.opts.afterChunk != nil {
+				rb.opts.afterChunk(done)
+			}
+		}
+		rb.report(PhaseLoad, pos, done, "")
+		if ctx.Err() != nil {
+			stopReading()
+			if err := w.flush(); err != nil {
+				return err
+			}
+			if err := rb.saveState(wctx, f, PhaseLoad, pos, done); err != nil {
+				rb.log.Error().Err(err).Msg("rebuild: saving the fold state failed; a resume will fold from the start again")
+			}
+			return rb.interrupted(PhaseLoad, pos, done)
+		}
+		if time.Since(lastSave) >= rb.opts.SaveEvery && len(r.tb.Events) == rb.opts.ChunkSize {
+			if err := w.flush(); err != nil {
+				return err
+			}
+			if err := rb.saveState(wctx, f, PhaseLoad, pos, done); err != nil {
+				return err
+			}
+			at := pos
+			lastSave, saved = time.Now(), &at
+		}
+	}
+	if err := w.flush(); err != nil {
+		return err
+	}
+	f.rows = nil
+	rb.log.Info().Stringer("position", pos).Int64("events", done).Int("accounts", len(f.accounts)).Int("days", len(f.days)).
+		Dur("elapsed", time.Since(rb.start)).Msg("rebuild: event store folded")
+
+	// What the load folded is written as a save is (unless it is saved already).
+	if saved == nil || *saved != pos {
+		if err := rb.saveState(wctx, f, PhaseWrite, pos, done); err != nil {
+			return err
+		}
+	}
+	for _, n := range rb.opts.Projections {
+		shadow := n + ShadowSuffix
+		if err := rb.buildIndexes(wctx, n, func(index string) { rb.report(PhaseIndex, pos, done, "index "+index) }); err != nil {
+			return err
+		}
+		rb.report(PhaseIndex, pos, done, "analyze "+shadow)
+		// Statistics for the planner, and the visibility map for index-only
+		// scans; VACUUM holds no transaction id while it scans.
+		if _, err := rb.read.Exec(wctx, `VACUUM (ANALYZE) `+ident(shadow)); err != nil {
+			return fmt.Errorf("rebuild: vacuum %s: %w", shadow, err)
+		}
+		if ctx.Err() != nil {
+			return rb.interrupted(PhaseIndex, pos, done)
+		}
+	}
+	ready := []string{fmt.Sprintf(`UPDATE %s SET phase = '%s', transaction_id = '%d'::xid8, global_position = %d, events_done = %d,
+    state_transaction_id = NULL, state_global_position = NULL, state_events_done = NULL, updated_at = now()`,
+		RebuildTable, rebuildReady, pos.TransactionID, pos.GlobalPosition, done)}
+	if !rb.named[AccountBalancesName] {
+		ready = append(ready, `DROP TABLE `+ident(AccountBalancesName+ShadowSuffix))
+	}
+	if _, err := rb.read.Exec(wctx, strings.Join(ready, ";\n")); err != nil {
+		return fmt.Errorf("rebuild: mark the shadow tables ready: %w", err)
+	}
+	row.phase, row.pos, row.done = rebuildReady, pos, done
+	return nil
+}
+
+// readChunks sends the chunks after `after` to results, in order, until a
+// read returns less than a chunk: first the full chunks, several read at once
+// (readFull), then the rest (readTail). done counts the events up to after.
+func (rb *rebuilder) readChunks(ctx context.Context, after store.Position, done int64, results chan<- readResult) {
+	if readers := min(2, runtime.GOMAXPROCS(0)); readers > 1 && os.Getenv("RB_READERS") != "1" {
+		var ok bool
+		if after, done, ok = rb.readFull(ctx, after, done, readers, results); !ok {
+			return
+		}
+	}
+	rb.readTail(ctx, after, done, results)
+}
+
+// chunkEndSQL finds where the chunk after a position ends: the ChunkSize-th
+// event after it, in the gap-safe order and below the snapshot's xmin, so
+// that no transaction can still add an event before it. One index-only walk.
+const chunkEndSQL = `SELECT transaction_id, global_position FROM events
+WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id, global_position
+OFFSET $3 LIMIT 1`
+
+// readFull reads the full chunks there are, readers at once: decoding the
+// events costs more than anything else in the load, and one goroutine does
+// it at about half the speed the rest goes. Each chunk's end is found first
+// (chunkEndSQL), so the chunks can be read side by side; each is read with
+// Tailer.Read, which must return exactly the chunk, since every event up to
+// its end was final when the end was found. It returns where the full chunks
+// end; ok is false once it has sent an error, or ctx ended.
+func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done int64, readers int, results chan<- readResult) (store.Position, int64, bool) {
+	type job struct {
+		after, end store.Position
+		out        chan readResult
+	}
+	jobs := make(chan job)
+	var wg sync.WaitGroup
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
+	for range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				tb, err := rb.tailer.Read(ctx, j.after, rb.opts.ChunkSize)
+				if n := len(tb.Events); err == nil && (n != rb.opts.ChunkSize || store.PositionOf(tb.Events[n-1]) != j.end) {
+					err = fmt.Errorf("%w: the chunk after %s should end at %s; a read returned %d events", ErrInconsistent, j.after, j.end, n)
+				}
+				j.out <- readResult{tb, err}
+			}
+		}()
+	}
+	send := func(r readResult) bool {
+		select {
+		case results <- r:
+			return r.err == nil
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var pending []job
+	more := true
+	for {
+		for more && len(pending) <= readers {
+			var end store.Position
+			err := rb.events.QueryRow(ctx, chunkEndSQL, after.TransactionID, after.GlobalPosition, rb.opts.ChunkSize-1).Scan(&end.TransactionID, &end.GlobalPosition)
+			if errors.Is(err, pgx.ErrNoRows) {
+				more = false
+				break
+			}
+			if err != nil {
+				send(readResult{err: fmt.Errorf("find the end of the chunk after %s: %w", after, err)})
+				return after, done, false
+			}
+			j := job{after: after, end: end, out: make(chan readResult, 1)}
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				return after, done, false
+			}
+			pending = append(pending, j)
+			after = end
+		}
+		if len(pending) == 0 {
+			return after, done, true
+		}
+		var r readResult
+		select {
+		case r = <-pending[0].out:
+		case <-ctx.Done():
+			return after, done, false
+		}
+		pending = pending[1:]
+		if !send(r) {
+			return after, done, false
+		}
+		done += int64(rb.opts.ChunkSize)
+	}
+}
+
+// readTail sends the chunks after `after` until a read returns less than a
+// chunk. Events committed before the rebuild started are waited for: a read
+// held back by an older transaction does not end the load while fewer events
+// than the store held at the start are folded (done counts them), so the
+// bulk of the store goes through the load, not through the slower catch-up.
+// The session holding the reader back is logged every 10 s.
+func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done int64, results chan<- readResult) {
+	poll := 10 * time.Millisecond
+	var heldSince, logged time.Time
+	for {
+		tb, err := rb.tailer.Read(ctx, after, rb.opts.ChunkSize)
+		if err == nil && len(tb.Events) < rb.opts.ChunkSize && tb.HeldBack && done+int64(len(tb.Events)) < rb.total {
+			now := time.Now()
+			if heldSince.IsZero() {
+				heldSince, logged = now, now
+			}
+			if now.Sub(logged) >= 10*time.Second {
+				logged = now
+				ev := rb.log.Warn().Uint64("xmin", tb.Xmin).Dur("held_back_for", now.Sub(heldSince))
+				if hs, err := rb.tailer.HoldingTransactions(ctx, tb.Xmin); err == nil && len(hs) > 0 {
+					ev = ev.Int("holding_pid", hs[0].PID).Str("holding_database", hs[0].Database).Str("holding_application", hs[0].ApplicationName).
+						Dur("holding_transaction_age", hs[0].TransactionAge).Str("holding_query", hs[0].Query)
+				}
+				ev.Msg("rebuild held back: an open transaction keeps committed events from being read; waiting for it")
+			}
+			if len(tb.Events) == 0 {
+				if sleepErr(ctx, poll) != nil {
+					return
+				}
+				poll = min(2*poll, 500*time.Millisecond)
+				continue
+			}
+		} else {
+			heldSince = time.Time{}
+		}
+		select {
+		case results <- readResult{tb, err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+		if n := len(tb.Events); n > 0 {
+			after, done, poll = store.PositionOf(tb.Events[n-1]), done+int64(n), 10*time.Millisecond
+		}
+		if len(tb.Events) < rb.opts.ChunkSize && heldSince.IsZero() {
+			return
+		}
+	}
+}
+
+// chunkWriter copies chunks in a goroutine of its own, one chunk behind the
+// fold, so that reading, folding and copying overlap.
+type chunkWriter struct {
+	rb   *rebuilder
+	ctx  context.Context
+	jobs chan writeJob
+	free chan []Transaction // row slices written, for the next chunks
+	fail chan struct{}      // closed on the first error, err set before
+	err  error
+	done chan struct{} // closed when the goroutine ends
+}
+
+// writeJob is a chunk to write, or (ack set) a flush.
+type writeJob struct {
+	rows []Transaction
+	last store.Position
+	done int64
+	ack  chan struct{}
+}
+
+func (rb *rebuilder) startWriter(ctx context.Context) *chunkWriter {
+	w := &chunkWriter{rb: rb, ctx: ctx, jobs: make(chan writeJob, 1), free: make(chan []Transaction, 3),
+		fail: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *chunkWriter) run() {
+	defer close(w.done)
+	for j := range w.jobs {
+		if j.ack != nil {
+			close(j.ack)
+			continue
+		}
+		if w.err == nil {
+			if err := w.rb.writeChunk(w.ctx, j.rows, j.last, j.done); err != nil {
+				w.err = err
+				close(w.fail)
+			}
+		}
+		select {
+		case w.free <- j.rows[:0]:
+		default:
+		}
+	}
+}
+
+// write queues a chunk's rows, which belong to the writer from then on.
+// Errors: the writer's first.
+func (w *chunkWriter) write(rows []Transaction, last store.Position, done int64) error {
+	select {
+	case w.jobs <- writeJob{rows: rows, last: last, done: done}:
+		return nil
+	case <-w.fail:
+		return w.err
+	}
+}
+
+// buffer returns a slice for the next chunk's rows (nil: make one).
+func (w *chunkWriter) buffer() []Transaction {
+	select {
+	case b := <-w.free:
+		return b
+	default:
+		return nil
+	}
+}
+
+// flush waits until every chunk queued is written. Errors: the writer's first.
+func (w *chunkWriter) flush() error {
+	ack := make(chan struct{})
+	select {
+	case w.jobs <- writeJob{ack: ack}:
+	case <-w.fail:
+		return w.err
+	}
+	select {
+	case <-ack:
+	case <-w.fail:
+	}
+	select {
+	case <-w.fail:
+		return w.err
+	default:
+		return nil
+	}
+}
+
+// stop ends the goroutine once what was queued is written (or failed).
+func (w *chunkWriter) stop() {
+	close(w.jobs)
+	<-w.done
+}
+
+// writeChunk copies a chunk's transaction_history rows and moves the progress
+// row to last, in one transaction.
+func (rb *rebuilder) writeChunk(ctx context.Context, rows []Transaction, last store.Position, done int64) error {
+	err := pgx.BeginFunc(ctx, rb.read, func(tx pgx.Tx) error {
+		if len(rows) > 0 {
+			src := &rowSource{to: len(rows), vals: make([]any, len(historyColumns)), fill: fillHistory(rows)}
+			n, err := tx.CopyFrom(ctx, pgx.Identifier{TransactionHistoryName + ShadowSuffix}, historyColumns, src)
+			if err != nil {
+				return err
+			}
+			if n != int64(len(rows)) {
+				return fmt.Errorf("%d rows copied, expected %d", n, len(rows))
+			}
+		}
+		_, err := tx.Exec(ctx, `UPDATE `+RebuildTable+` SET transaction_id = $1::xid8, global_position = $2, events_done = $3, updated_at = now()`,
+			last.TransactionID, last.GlobalPosition, done)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild: write the chunk up to %s: %w", last, err)
+	}
+	return nil
+}
+
+// saveState writes the fold's accounts into account_balances_rebuild and its
+// days into daily_summaries_rebuild, replacing what they held, then records
+// pos as the saved state's position. Each COPY is a transaction of its own:
+// the state is marked unsaved before the first and saved after the last.
+func (rb *rebuilder) saveState(ctx context.Context, f *rebuildFold, phase string, pos store.Position, done int64) error {
+	start := time.Now()
+	tables := ident(AccountBalancesName + ShadowSuffix)
+	if f.days != nil {
+		tables += ", " + ident(DailySummariesName+ShadowSuffix)
+	}
+	if _, err := rb.read.Exec(ctx, `UPDATE `+RebuildTable+` SET state_transaction_id = NULL, state_global_position = NULL, state_events_done = NULL, updated_at = now();
+TRUNCATE `+tables); err != nil {
+		return fmt.Errorf("rebuild: save: %w", err)
+	}
+
+	ids := make([]uuid.UUID, 0, len(f.accounts))
+	for id := range f.accounts {
+		ids = append(ids, id)
+	}
+	var st domain.AccountState
+	err := rb.copyRows(ctx, AccountBalancesName+ShadowSuffix, balanceColumns, len(ids), func(i int, v []any) {
+		st = f.accounts[ids[i]].State()
+		var closed *time.Time
+		if !st.ClosedAt.IsZero() {
+			closed = &st.ClosedAt
+		}
+		v[0], v[1], v[2], v[3], v[4] = [16]byte(ids[i]), st.OwnerID, st.Currency, st.BalanceMinor, string(st.Status)
+		v[5], v[6], v[7], v[8] = int32(st.Version), st.OpenedAt, st.UpdatedAt, closed
+	}, func(n int) {
+		rb.report(phase, pos, done, fmt.Sprintf("%s %d/%d rows", AccountBalancesName+ShadowSuffix, n, len(ids)))
+	})
+	if err != nil {
+		return err
+	}
+
+	if f.days != nil {
+		keys := make([]dayKey, 0, len(f.days))
+		for k := range f.days {
+			keys = append(keys, k)
+		}
+		err := rb.copyRows(ctx, DailySummariesName+ShadowSuffix, dailyColumns, len(keys), func(i int, v []any) {
+			k := keys[i]
+			d := f.days[k]
+			v[0], v[1], v[2], v[3], v[4] = [16]byte(k.id), dayTime(k.day), d.currency, d.deposits, d.depositsTotal
+			v[5], v[6], v[7], v[8] = d.withdrawals, d.withdrawalsTotal, d.closing, d.lastVersion
+		}, func(n int) {
+			rb.report(phase, pos, done, fmt.Sprintf("%s %d/%d rows", DailySummariesName+ShadowSuffix, n, len(keys)))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := rb.read.Exec(ctx, `UPDATE `+RebuildTable+` SET state_transaction_id = $1::xid8, state_global_position = $2, state_events_done = $3, updated_at = now()`,
+		pos.TransactionID, pos.GlobalPosition, done); err != nil {
+		return fmt.Errorf("rebuild: save: %w", err)
+	}
+	rb.log.Info().Stringer("position", pos).Int("accounts", len(f.accounts)).Int("days", len(f.days)).
+		Dur("took", time.Since(start)).Msg("rebuild: fold state written")
+	return nil
+}
+
+// copyRows copies n rows made by fill into table, ChunkSize rows per COPY,
+// each COPY a transaction of its own; progress hears of each.
+func (rb *rebuilder) copyRows(ctx context.Context, table string, cols []string, n int, fill func(int, []any), progress func(done int)) error {
+	for from := 0; from < n; from += rb.opts.ChunkSize {
+		to := min(n, from+rb.opts.ChunkSize)
+		src := &rowSource{i: from, to: to, vals: make([]any, len(cols)), fill: fill}
+		got, err := rb.read.CopyFrom(ctx, pgx.Identifier{table}, cols, src)
+		if err != nil {
+			return fmt.Errorf("rebuild: copy into %s: %w", table, err)
+		}
+		if got != int64(to-from) {
+			return fmt.Errorf("rebuild: copy into %s: %d rows copied, expected %d", table, got, to-from)
+		}
+		progress(to)
+	}
+	return nil
+}

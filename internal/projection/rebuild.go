@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -218,8 +219,27 @@ func Rebuild(ctx context.Context, events, read *pgxpool.Pool, opts RebuildOption
 	// progress is written and the state saved.
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	stopTimer := context.AfterFunc(ctx, func() { time.AfterFunc(opts.StopTimeout, cancel) })
-	defer stopTimer()
+	var (
+		mu       sync.Mutex
+		timer    *time.Timer
+		finished bool
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !finished {
+			timer = time.AfterFunc(opts.StopTimeout, cancel)
+		}
+	})
+	defer func() {
+		stop()
+		mu.Lock()
+		defer mu.Unlock()
+		finished = true
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 
 	unlock, err := rb.lock(wctx)
 	if err != nil {

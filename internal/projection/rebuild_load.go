@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -334,13 +333,15 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 // read returns less than a chunk: first the full chunks, several read at once
 // (readFull), then the rest (readTail). done counts the events up to after.
 func (rb *rebuilder) readChunks(ctx context.Context, after store.Position, done int64, results chan<- readResult) {
-	if readers := min(2, runtime.GOMAXPROCS(0)); readers > 1 && os.Getenv("RB_READERS") != "1" {
-		var ok bool
-		if after, done, ok = rb.readFull(ctx, after, done, readers, results); !ok {
-			return
+	readers := min(4, runtime.GOMAXPROCS(0))
+	for ok := true; ok; {
+		if readers > 1 {
+			if after, done, ok = rb.readFull(ctx, after, done, readers, results); !ok {
+				return
+			}
 		}
+		after, done, ok = rb.readTail(ctx, after, done, results)
 	}
-	rb.readTail(ctx, after, done, results)
 }
 
 // chunkEndSQL finds where the chunk after a position ends: the ChunkSize-th
@@ -431,13 +432,15 @@ func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done in
 	}
 }
 
-// readTail sends the chunks after `after` until a read returns less than a
-// chunk. Events committed before the rebuild started are waited for: a read
-// held back by an older transaction does not end the load while fewer events
-// than the store held at the start are folded (done counts them), so the
-// bulk of the store goes through the load, not through the slower catch-up.
-// The session holding the reader back is logged every 10 s.
-func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done int64, results chan<- readResult) {
+// readTail sends the chunk after `after`, and more while a read returns less
+// than a chunk but must be waited on; more is true after a full chunk (the
+// caller reads on), false at the end or after an error. Events committed
+// before the rebuild started are waited for: a read held back by an older
+// transaction does not end the load while fewer events than the store held
+// at the start are folded (done counts them), so the bulk of the store goes
+// through the load, not through the slower catch-up. The session holding the
+// reader back is logged every 10 s.
+func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done int64, results chan<- readResult) (_ store.Position, _ int64, more bool) {
 	poll := 10 * time.Millisecond
 	var heldSince, logged time.Time
 	for {
@@ -458,7 +461,7 @@ func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done in
 			}
 			if len(tb.Events) == 0 {
 				if sleepErr(ctx, poll) != nil {
-					return
+					return after, done, false
 				}
 				poll = min(2*poll, 500*time.Millisecond)
 				continue
@@ -469,16 +472,19 @@ func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done in
 		select {
 		case results <- readResult{tb, err}:
 		case <-ctx.Done():
-			return
+			return after, done, false
 		}
 		if err != nil {
-			return
+			return after, done, false
 		}
 		if n := len(tb.Events); n > 0 {
 			after, done, poll = store.PositionOf(tb.Events[n-1]), done+int64(n), 10*time.Millisecond
 		}
-		if len(tb.Events) < rb.opts.ChunkSize && heldSince.IsZero() {
-			return
+		switch {
+		case len(tb.Events) == rb.opts.ChunkSize:
+			return after, done, true
+		case heldSince.IsZero():
+			return after, done, false
 		}
 	}
 }

@@ -246,6 +246,9 @@ func TestRebuildBesideLiveProjector(t *testing.T) {
 		t.Fatal(err)
 	}
 	rebuildDone.Store(true)
+	if n, a := queries.Load(), appended.Load(); n < 50 || a == 0 {
+		t.Errorf("while the rebuild ran: %d queries answered, %d events appended", n, a)
+	}
 	t.Logf("rebuild: %+v; %d appended and %d queries meanwhile, slowest query %d µs; phases %v",
 		res, appended.Load(), queries.Load(), maxQuery.Load(), phases)
 	if want := []string{PhaseLoad, PhaseWrite, PhaseIndex, PhaseCatchUp, PhaseSwap, PhaseDone}; !slices.Equal(phases, want) {
@@ -658,4 +661,55 @@ func TestRebuildInterruptedLaterResumes(t *testing.T) {
 			assertNoRebuildLeft(t, e)
 		})
 	}
+}
+
+// TestRebuildWaitsForHeldBackEvents starts a rebuild while an older open
+// transaction holds every committed event back: the load waits for it, and
+// folds the whole store (not leaving it to the catch-up).
+func TestRebuildWaitsForHeldBackEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	holder, err := e.events.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback(ctx) }()
+	id := uuid.New()
+	typ, sv, data := eventFor(id, 1)
+	if _, err := holder.Exec(ctx, insertSQL, id, 1, uuid.New(), typ, sv, data); err != nil {
+		t.Fatal(err)
+	}
+	seedEvents(t, e.events, 20, 20, 2)
+
+	var loaded int64
+	done := make(chan error, 1)
+	go func() {
+		_, err := Rebuild(ctx, e.events, e.read, rebuildOpts(t, RebuildOptions{
+			ChunkSize: 50,
+			Progress: func(p RebuildProgress) {
+				if p.Phase == PhaseLoad {
+					loaded = p.Done
+				}
+			},
+		}))
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the rebuild did not wait for the held-back events: %v", err)
+	default:
+	}
+	if err := holder.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if loaded < 400 {
+		t.Errorf("the load folded %d events, want the 400 committed before it started", loaded)
+	}
+	waitReadable(t, e)
+	assertTablesMatchReplay(t, e)
 }

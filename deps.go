@@ -18,7 +18,6 @@ import (
 	_ "github.com/oapi-codegen/runtime"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/rs/zerolog"
-	_ "github.com/tsenart/vegeta/v12/lib"
 	_ "go.uber.org/goleak"
 	_ "golang.org/x/text/currency"
 )

@@ -160,11 +160,13 @@ type bench struct {
 	proj    *process
 	base    string // the api's URL
 	projURL string
-	ids     []uuid.UUID
-	pgb     *pgbenchRunner
-	pgErr   error // why pgbench runs are skipped
-	bins    string
-	penv    []string
+	ids     []uuid.UUID // the api's accounts
+	// otherIDs are the accounts of the baselines that write.
+	otherIDs []uuid.UUID
+	pgb      *pgbenchRunner
+	pgErr    error // why pgbench runs are skipped
+	bins     string
+	penv     []string
 
 	pprofAddr string
 }
@@ -320,15 +322,20 @@ func (b *bench) setup(ctx context.Context) error {
 			vars: map[string]string{"accounts": strconv.Itoa(b.cfg.Accounts), "state_version": stateVersion}}
 	}
 
-	b.progress("opening %d accounts through the api", b.cfg.Accounts)
-	took, err := seedAccounts(ctx, b.base, b.cfg.Accounts, 32)
+	// Twice the accounts: the api's, and as many for the baselines that
+	// write (see the pgbench scripts).
+	n := 2 * b.cfg.Accounts
+	b.progress("opening %d accounts through the api", n)
+	took, err := seedAccounts(ctx, b.base, n, 32)
 	if err != nil {
 		return err
 	}
-	b.rep.Seed = SeedStats{Accounts: b.cfg.Accounts, Seconds: round2(took.Seconds()), PerSecond: round1(float64(b.cfg.Accounts) / took.Seconds())}
+	b.rep.Seed = SeedStats{Accounts: n, Seconds: round2(took.Seconds()), PerSecond: round1(float64(n) / took.Seconds())}
 	b.ids = make([]uuid.UUID, b.cfg.Accounts)
+	b.otherIDs = make([]uuid.UUID, b.cfg.Accounts)
 	for i := range b.ids {
 		b.ids[i] = accountID(i + 1)
+		b.otherIDs[i] = accountID(b.cfg.Accounts + i + 1)
 	}
 	return b.settle(ctx)
 }
@@ -454,7 +461,7 @@ func (b *bench) deposits(ctx context.Context) error {
 			if err := b.settle(ctx); err != nil {
 				return err
 			}
-			ip := inProcess(ctx, b.mon, b.cmdPool, b.ids, c, b.cfg.Warmup, b.cfg.Duration)
+			ip := inProcess(ctx, b.mon, b.cmdPool, b.otherIDs, c, b.cfg.Warmup, b.cfg.Duration)
 			row.InProcess = &ip
 			b.progress("deposits, %2d clients: in-process command service %7.0f/s p99 %6.2f ms", c, ip.Throughput, ip.P99)
 		}

@@ -139,11 +139,13 @@ func (r *Report) draw(cv canvas) {
 				cv.dot(xAt(j), py, s.color)
 				prev = j
 			}
-			// Legend under the plot.
-			lx := ox + float64(si)*plotW/3
-			ly := oy + plotH + 60
-			cv.line(lx, ly-4, lx+18, ly-4, s.color, 3)
-			cv.text(lx+22, ly, s.name, "start", black, 10)
+			// One legend under both panels, from the first's series.
+			if i == 0 {
+				lx := float64(marginL + si*280)
+				ly := oy + plotH + 62
+				cv.line(lx, ly-4, lx+18, ly-4, s.color, 3)
+				cv.text(lx+24, ly, s.name, "start", black, 12)
+			}
 		}
 	}
 }

@@ -21,9 +21,13 @@ import (
 	"github.com/evbank/bank/internal/store"
 )
 
-// The pgbench scripts. Accounts are numbered 1..accounts and account n's id is
-// md5(n)::uuid on both sides (accountID), so a script can pick an account with
-// \set and PostgreSQL computes its id.
+// The pgbench scripts. Accounts are numbered 1..2*accounts and account n's id
+// is md5(n)::uuid on both sides (accountID), so a script can pick an account
+// with \set and PostgreSQL computes its id. The api writes to accounts
+// 1..accounts only; the baselines that write take accounts+1..2*accounts, so
+// that the api stays the only writer of its accounts, as in production (a
+// writer behind its back would make its cached states stale). Reads take the
+// api's accounts: the same rows.
 
 // insertScript appends one event to a fresh stream: a valid AccountOpened, so
 // that the running projector takes it like any other.
@@ -37,14 +41,14 @@ FROM (SELECT gen_random_uuid() AS id) s;
 // store's own load query (snapshot and tail in one round trip, outside any
 // transaction, as Load runs it), then the next version's INSERT, committed on
 // its own as Append's statement is. Each client keeps to its own accounts
-// (n = client_id + 1 modulo clients), so no INSERT loses a race, which would
-// abort a pgbench client.
+// (n = accounts + client_id + 1 modulo clients), so no INSERT loses a race,
+// which would abort a pgbench client.
 func depositScript() string {
 	args := map[string]string{"1": "md5(:n::text)::uuid", "2": ":state_version", "3": "NULL"}
 	load := regexp.MustCompile(`\$(\d+)`).ReplaceAllStringFunc(strings.TrimSpace(store.LoadQuery()), func(m string) string {
 		return args[m[1:]]
 	})
-	return `\set n 1 + :client_id + :clients * random(0, (:accounts - 1 - :client_id) / :clients)
+	return `\set n :accounts + 1 + :client_id + :clients * random(0, (:accounts - 1 - :client_id) / :clients)
 ` + load + ` \aset
 INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
 VALUES (md5(:n::text)::uuid, 'BankAccount', :version + 1, gen_random_uuid(), 'MoneyDeposited', 2,

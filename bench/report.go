@@ -205,10 +205,12 @@ func (r *Report) Markdown() string {
 	p("# Benchmark results\n\n")
 	p("%s; %s, %d CPUs, %s, %s with fsync and synchronous_commit on (a private server, started for the run).\n",
 		r.Started.Format(time.RFC3339), r.Machine.Kernel, r.Machine.CPUs, r.Machine.Go, r.Machine.Postgres)
-	p("%d accounts opened through the api in %.1f s (%.0f/s). Each run: %.0f s warm-up, then %.0f s measured; "+
+	p("%d accounts opened through the api in %.1f s (%.0f/s): the api deposits to the first %d, the baselines that write "+
+		"to the others, so that the api stays the only writer of its accounts (as in production; a writer behind its back "+
+		"would make its cached states stale, each costing a failed INSERT and a reload). Each run: %.0f s warm-up, then %.0f s measured; "+
 		"the projector runs throughout; the server is checkpointed and the projector caught up before each run. "+
 		"Baselines: `%s` against the same server. Whole benchmark: %.0f s.\n\n",
-		r.Seed.Accounts, r.Seed.Seconds, r.Seed.PerSecond, r.Settings.WarmupS, r.Settings.DurationS,
+		r.Seed.Accounts, r.Seed.Seconds, r.Seed.PerSecond, r.Settings.Accounts, r.Settings.WarmupS, r.Settings.DurationS,
 		r.Settings.PgbenchMode, r.Settings.ElapsedS)
 
 	p("## Targets\n\n")
@@ -219,7 +221,8 @@ func (r *Report) Markdown() string {
 
 	p("\n## Deposits\n\n`POST /accounts/{id}/deposit` to random accounts, closed loop (each client waits for its answer), keep-alive. " +
 		"\"pgbench same SQL\" runs the store's load query (snapshot and tail) then the INSERT of the next version, " +
-		"each statement committed on its own as the service does; \"1-event INSERT\" appends one event to a fresh stream. " +
+		"each statement committed on its own, as the service does for an account it has not cached; " +
+		"\"1-event INSERT\" appends one event to a fresh stream: the database work of a deposit to a cached account. " +
 		"Ratios are service / same SQL.\n\n")
 	p("%s", header("clients", "service tx/s", "p50 ms", "p95 ms", "p99 ms", "errors", "same SQL tx/s", "p50 ms", "p99 ms",
 		"ratio tx/s", "ratio p99", "1-event INSERT tx/s", "p99 ms"))

@@ -33,8 +33,11 @@ type Config struct {
 	DefaultCurrency domain.Currency
 	// MaxAttempts bounds the decide-append loop under contention.
 	MaxAttempts int
-	Now         func() time.Time
-	Observer    Observer
+	// CacheSize is how many accounts' states the service keeps in memory
+	// between commands, sparing their loads (0: 100,000; negative: none).
+	CacheSize int
+	Now       func() time.Time
+	Observer  Observer
 }
 
 // Service runs the account commands.
@@ -45,6 +48,7 @@ type Service struct {
 	now             func() time.Time
 	obs             Observer
 	locks           *streamLocks
+	cache           *aggregates
 }
 
 // NewService returns a Service over store.
@@ -53,6 +57,10 @@ func NewService(store EventStore, cfg Config) *Service {
 		store: store, defaultCurrency: cfg.DefaultCurrency, maxAttempts: cfg.MaxAttempts,
 		now: cfg.Now, obs: cfg.Observer, locks: newStreamLocks(),
 	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 100_000
+	}
+	s.cache = newAggregates(cfg.CacheSize)
 	if s.defaultCurrency.IsZero() {
 		s.defaultCurrency = domain.MustCurrency("USD")
 	}
@@ -109,6 +117,13 @@ type Result struct {
 // execute is the one decide-append loop all commands share. It re-reads the
 // stream and decides again when an append loses a race, unless If-Match pins
 // the version, in which case a lost race is the client's version conflict.
+//
+// The account usually comes from the in-memory cache (see aggregates). Only
+// what the cache cannot get wrong is trusted from it: a decision that the
+// store then accepts. A rejection, a failed If-Match or a lost append on a
+// cached state sends the command back to the stream: it is decided again on
+// a fresh load, at once and without counting as an attempt (MaxAttempts
+// bounds what a client would have seen without the cache).
 func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts Options, decide func(a *domain.Account) error) (res Result, err error) {
 	start := time.Now()
 	defer func() { s.obs.CommandFinished(name, outcome(err, res), time.Since(start)) }()
@@ -125,15 +140,21 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 			return kept, err
 		}
 
-		a, err := s.store.Load(ctx, id)
+		a, cached, err := s.current(ctx, id)
 		if err != nil {
 			return Result{}, err
 		}
+		// recheck forgets the cached state and runs this attempt again on the stream.
+		recheck := func() { s.cache.drop(id); attempt-- }
 		if p := opts.IfMatch; p != nil {
 			if !a.Exists() {
 				return Result{}, domain.ErrAccountNotFound
 			}
 			if !p.matches(a.Version()) {
+				if cached {
+					recheck()
+					continue
+				}
 				// A duplicate of this request may have moved the version since
 				// the lookup above: then its answer is this one's.
 				if kept, ok, err := s.replay(ctx, name, idem); ok || err != nil {
@@ -144,6 +165,10 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 		}
 		expected := a.Version()
 		decideErr := decide(a)
+		if decideErr != nil && cached {
+			recheck()
+			continue
+		}
 
 		var resp *Response
 		if idem != nil {
@@ -161,16 +186,25 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 		switch {
 		case appendErr == nil:
 			a.MarkCommitted()
+			s.cache.put(a)
 			s.obs.EventsAppended(a.Version() - expected)
 			return Result{Account: a, Response: resp}, decideErr
 		case errors.Is(appendErr, ErrVersionTaken) && opts.IfMatch != nil && !opts.IfMatch.Any:
+			s.cache.drop(id)
 			// The version may have gone to a duplicate of this very request in
 			// another process: then its answer is this one's, not a conflict.
 			if kept, ok, err := s.replay(ctx, name, idem); ok || err != nil {
 				return kept, err
 			}
 			return Result{}, ErrVersionConflict
+		case errors.Is(appendErr, ErrVersionTaken) && cached:
+			// The cache was behind: another process appended a while ago.
+			// Counted as a lost race, not as an attempt (without the cache
+			// this one would not have been made), and retried at once.
+			s.obs.ConflictRetried(name)
+			recheck()
 		case errors.Is(appendErr, ErrVersionTaken), errors.Is(appendErr, ErrIdempotencyKeyTaken):
+			s.cache.drop(id)
 			if attempt >= s.maxAttempts {
 				return Result{}, ErrConcurrencyConflict
 			}
@@ -179,9 +213,24 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 				return Result{}, err
 			}
 		default:
+			// Committed or not, nobody can tell: the next command reads the stream.
+			s.cache.drop(id)
 			return Result{}, appendErr
 		}
 	}
+}
+
+// current returns id's account from the cache (cached true) or the stream.
+func (s *Service) current(ctx context.Context, id uuid.UUID) (a *domain.Account, cached bool, err error) {
+	if a, ok := s.cache.get(id); ok {
+		return a, true, nil
+	}
+	a, err = s.store.Load(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	s.cache.put(a)
+	return a, false, nil
 }
 
 // replay returns the answer kept under idem's key (ok true), if any; an answer

@@ -302,6 +302,13 @@ func (r *Runner) runActive(ctx context.Context, lock *pgx.Conn) error {
 		case res.events > 0:
 			poll = r.opts.MinPoll
 			sleep(ctx, poll)
+		case res.heldBack:
+			// Committed events wait for an older transaction, which usually ends
+			// within milliseconds: backing off to MaxPoll here is what made the
+			// lag's tail, so look again soon (a long transaction is logged by
+			// watchHeldBack, and costs only a cheap query per few ms).
+			poll = min(2*poll, 4*r.opts.MinPoll)
+			sleep(ctx, poll)
 		default:
 			sleep(ctx, poll)
 			poll = min(2*poll, r.opts.MaxPoll)
@@ -534,6 +541,12 @@ func (r *Runner) applyOnce(ctx context.Context, events []store.RecordedEvent) er
 
 	var moved []string
 	b := &pgx.Batch{}
+	// The read tables are derived and their checkpoints commit with them: a
+	// batch lost to a server crash before its WAL flush is lost with its
+	// checkpoint and applied again. So this commit need not wait for the flush,
+	// which takes it out of the projection lag and leaves the WAL's fsyncs to
+	// the appends that do need them.
+	b.Queue("SET LOCAL synchronous_commit = off")
 	for _, pt := range parts {
 		b.Queue(casCheckpoint, pt.to.TransactionID, pt.to.GlobalPosition, pt.p.name, pt.from.TransactionID, pt.from.GlobalPosition, pt.stamp).
 			QueryRow(func(row pgx.Row) error {

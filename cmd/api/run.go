@@ -131,7 +131,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	}
 	events := store.NewEventStore(pool, store.Options{DefaultCurrency: cur, SnapshotEvery: cfg.SnapshotEvery, Log: log})
 	commands := command.NewService(events, command.Config{
-		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, Observer: telemetry.NewCommandMetrics(reg),
+		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, CacheSize: cacheSize(cfg.CommandCache), Observer: telemetry.NewCommandMetrics(reg),
 	})
 	router := httpapi.NewRouter(httpapi.Deps{
 		Commands:       commands,
@@ -249,4 +249,13 @@ func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep ti
 			}
 		}
 	}
+}
+
+// cacheSize maps COMMAND_CACHE_SIZE (0 turns the cache off) to command.Config's
+// CacheSize (negative turns it off, 0 is the default).
+func cacheSize(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

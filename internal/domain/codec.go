@@ -38,19 +38,31 @@ func DecodeEvent(eventType string, schemaVersion int, data []byte, uc UpcastCont
 	switch eventType {
 	case TypeAccountOpened:
 		var v AccountOpened
-		err = decodeStrict(current, &v)
+		if !fastAccountOpened(current, &v) {
+			v = AccountOpened{}
+			err = decodeStrict(current, &v)
+		}
 		e = v
 	case TypeMoneyDeposited:
 		var v MoneyDeposited
-		err = decodeStrict(current, &v)
+		if !fastMoneyMoved(current, &v.AmountMinor, &v.Currency, &v.Description) {
+			v = MoneyDeposited{}
+			err = decodeStrict(current, &v)
+		}
 		e = v
 	case TypeMoneyWithdrawn:
 		var v MoneyWithdrawn
-		err = decodeStrict(current, &v)
+		if !fastMoneyMoved(current, &v.AmountMinor, &v.Currency, &v.Description) {
+			v = MoneyWithdrawn{}
+			err = decodeStrict(current, &v)
+		}
 		e = v
 	case TypeAccountClosed:
 		var v AccountClosed
-		err = decodeStrict(current, &v)
+		if !fastAccountClosed(current, &v) {
+			v = AccountClosed{}
+			err = decodeStrict(current, &v)
+		}
 		e = v
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrUnknownEvent, eventType)
@@ -61,6 +73,8 @@ func DecodeEvent(eventType string, schemaVersion int, data []byte, uc UpcastCont
 	return e, nil
 }
 
+// decodeStrict decodes what the fast path (fastdecode.go) does not take:
+// unknown fields and wrong types are errors.
 func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -155,6 +155,9 @@ var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9
 // legacy v1 events: a JSON number such as 125.5 or 1e2) to minor units of c. It
 // refuses, never rounds, a value that does not fit c's minor units.
 func MajorToMinor(number string, c Currency) (int64, error) {
+	if n, ok := plainMajorToMinor(number, c); ok {
+		return n, nil
+	}
 	// big.Rat alone would also take "1/4", "0x10", "1_000", "+5" and ".5".
 	if !jsonNumber.MatchString(number) {
 		return 0, fmt.Errorf("%w: %q is not a JSON number", ErrInvalid, number)
@@ -173,4 +176,36 @@ func MajorToMinor(number string, c Currency) (int64, error) {
 		return 0, fmt.Errorf("%w: %s is out of range for %s", ErrInvalid, number, c.code)
 	}
 	return n.Int64(), nil
+}
+
+// plainMajorToMinor is MajorToMinor's fast path for the common form: digits
+// (no leading zero), then optionally a point and at most c's fraction digits,
+// at most 18 digits in all, no sign or exponent, at most MaxMinor minor units.
+// It reports false for anything else, which MajorToMinor then reads exactly.
+func plainMajorToMinor(number string, c Currency) (int64, bool) {
+	intPart, frac, hasPoint := strings.Cut(number, ".")
+	if intPart == "" || (len(intPart) > 1 && intPart[0] == '0') ||
+		(hasPoint && (frac == "" || len(frac) > c.digits)) || len(intPart)+len(frac) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, part := range [2]string{intPart, frac} {
+		for i := 0; i < len(part); i++ {
+			d := part[i]
+			if d < '0' || d > '9' {
+				return 0, false
+			}
+			n = n*10 + int64(d-'0')
+		}
+	}
+	for range c.digits - len(frac) {
+		if n > MaxMinor {
+			return 0, false
+		}
+		n *= 10
+	}
+	if n > MaxMinor {
+		return 0, false
+	}
+	return n, true
 }

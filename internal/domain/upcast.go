@@ -63,6 +63,26 @@ type accountClosedV1 struct {
 	ClosedAt time.Time `json:"closedAt"`
 }
 
+// The documents the v1 upcasters write. Their fields are in key order, so the
+// bytes are those json.Marshal gave for the map[string]any they replace.
+type accountOpenedV2 struct {
+	AccountID string    `json:"account_id"`
+	Currency  string    `json:"currency"`
+	OpenedAt  time.Time `json:"opened_at"`
+	OwnerID   string    `json:"owner_id"`
+}
+
+type moneyMovedV2 struct {
+	AmountMinor int64  `json:"amount_minor"`
+	Currency    string `json:"currency"`
+	Description string `json:"description"`
+}
+
+type accountClosedV2 struct {
+	ClosedAt time.Time `json:"closed_at"`
+	Reason   string    `json:"reason"`
+}
+
 // errNoDefaultCurrency is a wiring mistake: without it a legacy event would
 // silently become an event in currency "".
 var errNoDefaultCurrency = errors.New("UpcastContext.DefaultCurrency is not set")
@@ -83,11 +103,11 @@ func UpcastAccountOpenedV1(data []byte, uc UpcastContext) ([]byte, error) {
 	if err := decodeV1(data, &v1); err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{
-		"account_id": v1.AccountID,
-		"owner_id":   v1.OwnerID,
-		"currency":   uc.DefaultCurrency.Code(),
-		"opened_at":  v1.OpenedAt,
+	return json.Marshal(accountOpenedV2{
+		AccountID: v1.AccountID,
+		OwnerID:   v1.OwnerID,
+		Currency:  uc.DefaultCurrency.Code(),
+		OpenedAt:  v1.OpenedAt,
 	})
 }
 
@@ -99,8 +119,11 @@ func UpcastMoneyMovedV1(data []byte, uc UpcastContext) ([]byte, error) {
 		return nil, errNoDefaultCurrency
 	}
 	var v1 moneyMovedV1
-	if err := decodeV1(data, &v1); err != nil {
-		return nil, err
+	if !fastMoneyMovedV1(data, &v1) {
+		v1 = moneyMovedV1{}
+		if err := decodeV1(data, &v1); err != nil {
+			return nil, err
+		}
 	}
 	if v1.Amount == "" {
 		return nil, fmt.Errorf("%w: amount is missing", ErrInvalid)
@@ -109,10 +132,10 @@ func UpcastMoneyMovedV1(data []byte, uc UpcastContext) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{
-		"amount_minor": minor,
-		"currency":     uc.DefaultCurrency.Code(),
-		"description":  v1.Description,
+	return json.Marshal(moneyMovedV2{
+		AmountMinor: minor,
+		Currency:    uc.DefaultCurrency.Code(),
+		Description: v1.Description,
 	})
 }
 
@@ -122,5 +145,5 @@ func UpcastAccountClosedV1(data []byte, _ UpcastContext) ([]byte, error) {
 	if err := decodeV1(data, &v1); err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{"reason": v1.Reason, "closed_at": v1.ClosedAt})
+	return json.Marshal(accountClosedV2{ClosedAt: v1.ClosedAt, Reason: v1.Reason})
 }

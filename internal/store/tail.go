@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evbank/bank/internal/domain"
@@ -201,15 +202,17 @@ func (t *Tailer) Read(ctx context.Context, after Position, limit int) (TailBatch
 		raws        [][]byte
 	)
 	for rows.Next() {
+		// Non-pointer pgtype values scan in binary without an allocation per
+		// column; a uuid.UUID target would go through sql.Scanner's text form.
 		var (
 			kind                 int
-			tx, metaXmax, metaTx *uint64
-			pos                  *int64
-			at                   *time.Time
-			streamID, eventID    *uuid.UUID
-			version              *int32
-			eventType            *string
-			schemaVersion        *int16
+			tx, metaXmax, metaTx pgtype.Uint64
+			pos                  pgtype.Int8
+			at                   pgtype.Timestamptz
+			streamID, eventID    pgtype.UUID
+			version              pgtype.Int4
+			eventType            pgtype.Text
+			schemaVersion        pgtype.Int2
 			raw, metadata        []byte
 		)
 		if err := rows.Scan(&kind, &tx, &metaXmax, &pos, &at, &metaTx,
@@ -218,17 +221,19 @@ func (t *Tailer) Read(ctx context.Context, after Position, limit int) (TailBatch
 		}
 		if kind == 0 {
 			sawMeta = true
-			b.Xmin, xmax = *tx, *metaXmax
-			headPos, headAt = pos, at
-			if metaTx != nil {
-				topTx = *metaTx
+			b.Xmin, xmax = tx.Uint64, metaXmax.Uint64
+			if pos.Valid {
+				headPos, headAt = &pos.Int64, &at.Time
+			}
+			if metaTx.Valid {
+				topTx = metaTx.Uint64
 			}
 			continue
 		}
 		b.Events = append(b.Events, RecordedEvent{
-			GlobalPosition: *pos, TransactionID: *tx, StreamID: *streamID, Version: int(*version),
-			EventID: *eventID, EventType: *eventType, SchemaVersion: int(*schemaVersion),
-			Metadata: metadata, RecordedAt: *at,
+			GlobalPosition: pos.Int64, TransactionID: tx.Uint64, StreamID: uuid.UUID(streamID.Bytes), Version: int(version.Int32),
+			EventID: uuid.UUID(eventID.Bytes), EventType: eventType.String, SchemaVersion: int(schemaVersion.Int16),
+			Metadata: metadata, RecordedAt: at.Time,
 		})
 		raws = append(raws, raw)
 	}

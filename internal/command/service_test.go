@@ -109,39 +109,68 @@ func TestIfMatchPinsTheVersion(t *testing.T) {
 	}
 }
 
+// loadBarrier is the real store with one hook: the first n loads wait for each
+// other, so that n commands certainly read the same version before any of them
+// appends. Everything else, the race included, happens in PostgreSQL.
+type loadBarrier struct {
+	*store.EventStore
+	arrived chan struct{}
+	n       int
+}
+
+func (b *loadBarrier) Load(ctx context.Context, id uuid.UUID) (*domain.Account, error) {
+	a, err := b.EventStore.Load(ctx, id)
+	select {
+	case b.arrived <- struct{}{}:
+		for len(b.arrived) < b.n {
+			time.Sleep(time.Millisecond)
+		}
+	default: // past the first n loads: no waiting
+	}
+	return a, err
+}
+
 func TestExhaustedRetriesAreAConcurrencyConflict(t *testing.T) {
 	t.Parallel()
-	obs := &counting{}
-	// Without the account cache: each command loads the stream, so the two
-	// services race between load and append (a stale cached state is
-	// re-read for free, and the cache makes each command too short to race).
-	a, b, _ := newServices(t, command.Config{MaxAttempts: 1, Observer: obs, CacheSize: -1})
-	id := open(t, a, "")
-	ctx := context.Background()
-	var (
-		wg        sync.WaitGroup
-		conflicts atomic.Int64
-	)
-	for i := range 30 {
-		svc := a
-		if i%2 == 1 {
-			svc = b
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	es := store.NewEventStore(pool, store.Options{DefaultCurrency: usd})
+	barrier := &loadBarrier{EventStore: es, arrived: make(chan struct{}, 2), n: 2}
+	// Two services are two api processes: they do not share the stream queue.
+	cfg := command.Config{DefaultCurrency: usd, MaxAttempts: 1, CacheSize: -1}
+	a, b := command.NewService(barrier, cfg), command.NewService(barrier, cfg)
+	id := uuid.New()
+	if err := func() error {
+		acct, err := domain.Open(id, "o", usd, 0, time.Now())
+		if err != nil {
+			return err
 		}
-		wg.Add(1)
+		return es.Append(context.Background(), command.Append{Account: acct})
+	}(); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for _, svc := range []*command.Service{a, b} {
 		go func() {
-			defer wg.Done()
-			_, err := svc.Deposit(ctx, command.Deposit{AccountID: id, Amount: "1.00"}, command.Options{})
-			switch {
-			case errors.Is(err, command.ErrConcurrencyConflict):
-				conflicts.Add(1)
-			case err != nil:
-				t.Error(err)
-			}
+			_, err := svc.Deposit(context.Background(), command.Deposit{AccountID: id, Amount: "1.00"}, command.Options{})
+			errs <- err
 		}()
 	}
-	wg.Wait()
-	if conflicts.Load() == 0 {
-		t.Fatal("30 racing single-attempt deposits from two services gave no concurrency conflict")
+	var ok, conflicts int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case errors.Is(err, command.ErrConcurrencyConflict):
+			conflicts++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if ok != 1 || conflicts != 1 {
+		t.Fatalf("two single-attempt deposits on the same version: %d ok, %d conflicts; want 1 and 1", ok, conflicts)
+	}
+	if v, _ := es.StreamVersion(context.Background(), id); v != 2 {
+		t.Fatalf("version %d; want 2 (one deposit appended)", v)
 	}
 }
 

@@ -61,7 +61,7 @@ func (h *handler) prepare(r *http.Request, body *requestBody, successStatus int,
 					if !isKept(p) {
 						return command.Response{}, false
 					}
-					return command.Response{Status: p.Status, Header: map[string]string{"Content-Type": "application/problem+json"}, Body: p.body()}, true
+					return command.Response{Status: p.Status, Header: map[string]string{"Content-Type": "application/problem+json", "Cache-Control": "no-store"}, Body: p.body()}, true
 				}
 				return successResponse(a, successStatus), true
 			},

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evbank/bank/internal/testwait"
 )
 
 // process is a binary under test running as a child process. Its output is
@@ -239,21 +241,9 @@ func childPIDs(pid int) []int {
 	return out
 }
 
-// eventually polls cond every 10 ms (backing off to 100 ms) until it holds,
-// failing the test with cond's last explanation after timeout.
+// eventually waits for cond, failing the test with cond's last explanation
+// after timeout.
 func eventually(t *testing.T, timeout time.Duration, cond func() (ok bool, why string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	pause := 10 * time.Millisecond
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", timeout, why)
-		}
-		time.Sleep(pause)
-		pause = min(2*pause, 100*time.Millisecond)
-	}
+	testwait.Until(t, timeout, cond)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evbank/bank/internal/projection"
+	"github.com/evbank/bank/internal/testwait"
 )
 
 // TestRebuildCommand runs `projector rebuild` beside a serving projector: an
@@ -80,18 +82,11 @@ VALUES ($1, 'BankAccount', $2, $3, 'MoneyDeposited', 2, '{"amount_minor":100,"cu
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(t, 10*time.Second, func() (bool, string) {
 		var v int
 		err := read.QueryRow(context.Background(), `SELECT version FROM account_balances WHERE account_id = $1`, ids[0]).Scan(&v)
-		if err == nil && v == 7 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the live projector did not apply after the rebuild: version %d, %v", v, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && v == 7, fmt.Sprintf("the live projector did not apply after the rebuild: version %d, %v", v, err)
+	})
 	stopServe()
 	if err := <-served; err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/evbank/bank/internal/pgtest"
+	"github.com/evbank/bank/internal/testwait"
 )
 
 // Tests here set environment variables, so none runs in parallel.
@@ -142,20 +143,13 @@ func TestServeProjectsAndShutsDown(t *testing.T) {
 	defer read.Close()
 	id := uuid.New()
 	appendAccount(t, events, id, 3)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var balance int64
+	var balance int64
+	testwait.Until(t, 10*time.Second, func() (bool, string) {
 		err := read.QueryRow(context.Background(), `SELECT balance_minor FROM account_balances WHERE account_id = $1 AND version = 4`, id).Scan(&balance)
-		if err == nil {
-			if balance != 750 {
-				t.Fatalf("balance %d, want 750", balance)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("account not projected: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return err == nil, fmt.Sprintf("account not projected: %v", err)
+	})
+	if balance != 750 {
+		t.Fatalf("balance %d, want 750", balance)
 	}
 	_, metrics := get(t, base+"/metrics")
 	for _, s := range []string{"projector_active 1", `projector_events_applied_total{projection="transaction_history"} 4`, "projector_lag_positions", "projector_batch_duration_seconds_bucket", "pgxpool_connections"} {

@@ -114,18 +114,27 @@ func TestIfMatchPinsTheVersion(t *testing.T) {
 // appends. Everything else, the race included, happens in PostgreSQL.
 type loadBarrier struct {
 	*store.EventStore
-	arrived chan struct{}
+	mu      sync.Mutex
+	waiting int
 	n       int
+	all     chan struct{} // closed when the n-th load arrives
+}
+
+func newLoadBarrier(es *store.EventStore, n int) *loadBarrier {
+	return &loadBarrier{EventStore: es, n: n, all: make(chan struct{})}
 }
 
 func (b *loadBarrier) Load(ctx context.Context, id uuid.UUID) (*domain.Account, error) {
 	a, err := b.EventStore.Load(ctx, id)
-	select {
-	case b.arrived <- struct{}{}:
-		for len(b.arrived) < b.n {
-			time.Sleep(time.Millisecond)
-		}
-	default: // past the first n loads: no waiting
+	b.mu.Lock()
+	b.waiting++
+	if b.waiting == b.n {
+		close(b.all)
+	}
+	first := b.waiting <= b.n
+	b.mu.Unlock()
+	if first {
+		<-b.all
 	}
 	return a, err
 }
@@ -134,7 +143,7 @@ func TestExhaustedRetriesAreAConcurrencyConflict(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
 	es := store.NewEventStore(pool, store.Options{DefaultCurrency: usd})
-	barrier := &loadBarrier{EventStore: es, arrived: make(chan struct{}, 2), n: 2}
+	barrier := newLoadBarrier(es, 2)
 	// Two services are two api processes: they do not share the stream queue.
 	cfg := command.Config{DefaultCurrency: usd, MaxAttempts: 1, CacheSize: -1}
 	a, b := command.NewService(barrier, cfg), command.NewService(barrier, cfg)

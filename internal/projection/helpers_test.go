@@ -19,6 +19,7 @@ import (
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/pgtest"
 	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/testwait"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -149,20 +150,14 @@ func lastPosition(t *testing.T, pool *pgxpool.Pool) store.Position {
 func waitCaughtUp(t *testing.T, e *env, r *Runner) {
 	t.Helper()
 	want := lastPosition(t, e.events)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		done := true
-		for _, cp := range r.Checkpoints() {
+	testwait.Until(t, 20*time.Second, func() (bool, string) {
+		cps := r.Checkpoints()
+		done := len(cps) > 0
+		for _, cp := range cps {
 			done = done && cp == want
 		}
-		if done && len(r.Checkpoints()) > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("runner did not catch up with %s: checkpoints %v", want, r.Checkpoints())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return done, fmt.Sprintf("runner did not catch up with %s: checkpoints %v", want, cps)
+	})
 }
 
 // assertTablesMatchReplay compares the read tables with a fold of every event.

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/testwait"
 )
 
 // seedEvents stores accounts streams of perAccount events each (the shapes of
@@ -60,20 +61,13 @@ func seedEvents(tb testing.TB, pool *pgxpool.Pool, accounts, perAccount, days in
 // waitReadable waits until the tailing reader can read every event stored.
 func waitReadable(t *testing.T, e *env) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testwait.Until(t, 20*time.Second, func() (bool, string) {
 		tb, err := e.tailer.Read(context.Background(), store.Position{}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !tb.HeldBack {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("events still held back by an old transaction")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return !tb.HeldBack, "events still held back by an old transaction"
+	})
 }
 
 // syncBuffer collects log output from several goroutines.
@@ -259,10 +253,7 @@ func TestRebuildBesideLiveProjector(t *testing.T) {
 	if res.Resumed || res.Events < 3000 || res.Folded != res.Events {
 		t.Errorf("result %+v", res)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for queriesAfterRebuild.Load() < 30 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(5*time.Second, func() bool { return queriesAfterRebuild.Load() >= 30 })
 	stopWork()
 	wg.Wait()
 	close(queryErrs)
@@ -574,10 +565,7 @@ func TestRebuildSwapBacksOff(t *testing.T) {
 		}))
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for attempts.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(10*time.Second, func() bool { return attempts.Load() >= 2 })
 	_, err = Rebuild(ctx, e.events, e.read, rebuildOpts(t, RebuildOptions{}))
 	if !errors.Is(err, ErrRebuildRunning) {
 		t.Errorf("second rebuild: %v", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/testwait"
 )
 
 // TestFoldValues checks the tables against hand-computed values: batches that
@@ -402,13 +403,7 @@ func TestStandbyTakesOver(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.Until(t, 5*time.Second, func() (bool, string) { return cond(), "waiting for " + what })
 }
 
 // TestRunFinishesBatchOnShutdown cancels Run while batches are being applied:

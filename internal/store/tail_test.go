@@ -14,6 +14,7 @@ import (
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/pgtest"
 	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/testwait"
 )
 
 type execer interface {
@@ -50,17 +51,15 @@ func newTailer(t *testing.T) (*store.Tailer, *pgxpool.Pool) {
 // open transaction: xmin is cluster-wide, and parallel tests hold transactions.
 func readSettled(t *testing.T, tl *store.Tailer, after store.Position, limit int) store.TailBatch {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := tl.Read(context.Background(), after, limit)
-		if err != nil {
+	var b store.TailBatch
+	testwait.For(10*time.Second, func() bool {
+		var err error
+		if b, err = tl.Read(context.Background(), after, limit); err != nil {
 			t.Fatal(err)
 		}
-		if !b.HeldBack || time.Now().After(deadline) {
-			return b
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return !b.HeldBack
+	})
+	return b
 }
 
 func positions(es []store.RecordedEvent) []int64 {
@@ -194,11 +193,10 @@ func TestTailerUpcastErrorNamesPosition(t *testing.T) {
 	// 1.5 JPY has no exact minor-unit amount.
 	pos := insertEvent(t, pool, id, 2, domain.TypeMoneyDeposited, 1, `{"amount":1.5,"description":"x"}`)
 	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for err == nil && time.Now().Before(deadline) {
+	testwait.For(10*time.Second, func() bool {
 		_, err = tl.Read(ctx, store.Position{}, 10)
-		time.Sleep(5 * time.Millisecond)
-	}
+		return err != nil
+	})
 	var ue *store.UpcastError
 	if !errors.As(err, &ue) || ue.GlobalPosition != pos || ue.StreamID != id || ue.Version != 2 {
 		t.Fatalf("err = %v, want an UpcastError at position %d", err, pos)

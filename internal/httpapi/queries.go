@@ -117,17 +117,22 @@ func (h *handler) awaitVersion(r *http.Request, id uuid.UUID, n int, wait bool) 
 	return h.queries.WaitForVersion(r.Context(), id, n, h.minVersionWait)
 }
 
+// accountQuery reads what every single-account query takes: the account id, a
+// query string that parses, and ?min_version= (0 when absent).
+func accountQuery(r *http.Request) (id uuid.UUID, minVer int, err error) {
+	if id, err = accountID(r); err != nil {
+		return uuid.Nil, 0, err
+	}
+	if err = checkQuery(r); err != nil {
+		return uuid.Nil, 0, err
+	}
+	minVer, err = minVersion(r)
+	return id, minVer, err
+}
+
 // getAccount answers GET /accounts/{id}[?as_of=][&min_version=].
 func (h *handler) getAccount(w http.ResponseWriter, r *http.Request) {
-	id, err := accountID(r)
-	if err == nil {
-		err = checkQuery(r)
-	}
-	if err != nil {
-		writeProblem(w, r, err)
-		return
-	}
-	n, err := minVersion(r)
+	id, n, err := accountQuery(r)
 	if err != nil {
 		writeProblem(w, r, err)
 		return
@@ -239,20 +244,12 @@ func accountFilter(r *http.Request) (query.AccountFilter, error) {
 
 // transactions answers GET /accounts/{id}/transactions?limit=&cursor=&min_version=.
 func (h *handler) transactions(w http.ResponseWriter, r *http.Request) {
-	id, err := accountID(r)
-	if err == nil {
-		err = checkQuery(r)
-	}
+	id, n, err := accountQuery(r)
 	if err != nil {
 		writeProblem(w, r, err)
 		return
 	}
 	limit, before, err := versionPage(r)
-	if err != nil {
-		writeProblem(w, r, err)
-		return
-	}
-	n, err := minVersion(r)
 	if err != nil {
 		writeProblem(w, r, err)
 		return
@@ -275,20 +272,12 @@ func (h *handler) transactions(w http.ResponseWriter, r *http.Request) {
 
 // dailySummaries answers GET /accounts/{id}/daily-summaries?from=&to=&min_version=.
 func (h *handler) dailySummaries(w http.ResponseWriter, r *http.Request) {
-	id, err := accountID(r)
-	if err == nil {
-		err = checkQuery(r)
-	}
+	id, n, err := accountQuery(r)
 	if err != nil {
 		writeProblem(w, r, err)
 		return
 	}
 	from, to, err := dateRange(r, time.Now())
-	if err != nil {
-		writeProblem(w, r, err)
-		return
-	}
-	n, err := minVersion(r)
 	if err != nil {
 		writeProblem(w, r, err)
 		return

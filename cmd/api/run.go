@@ -14,6 +14,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
+	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/httpapi"
@@ -142,6 +143,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		Metrics:        telemetry.Handler(reg),
 		HTTPObs:        telemetry.NewHTTPMetrics(reg),
 		Log:            log,
+		Auth:           auth.None{}, // replaced by AUTH_MODE wiring
 	})
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/httpapi"
@@ -76,6 +77,7 @@ func (a *testAPI) serve(opts ...func(*httpapi.Deps)) {
 		Metrics:  telemetry.Handler(reg),
 		HTTPObs:  telemetry.NewHTTPMetrics(reg),
 		Log:      zerolog.Nop(),
+		Auth:     auth.None{},
 	}
 	for _, o := range opts {
 		o(&deps)

@@ -25,8 +25,9 @@ type Problem struct {
 	Code   string              `json:"code"`
 	Errors []domain.FieldError `json:"errors,omitempty"`
 
-	retryAfter string
-	allow      string
+	retryAfter      string
+	allow           string
+	wwwAuthenticate string
 }
 
 // statusClientClosedRequest is nginx's non-standard status for a request whose
@@ -144,6 +145,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if p.allow != "" {
 		w.Header().Set("Allow", p.allow)
+	}
+	if p.wwwAuthenticate != "" {
+		w.Header().Set("WWW-Authenticate", p.wwwAuthenticate)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")

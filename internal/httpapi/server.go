@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/query"
@@ -43,6 +44,9 @@ type Deps struct {
 	Metrics http.Handler
 	HTTPObs HTTPObserver
 	Log     zerolog.Logger
+	// Auth verifies bearer tokens (DESIGN §6); auth.None{} is AUTH_MODE=none.
+	// Required: a router without it would serve nobody.
+	Auth auth.Authenticator
 }
 
 type handler struct {
@@ -66,17 +70,25 @@ func NewRouter(d Deps) http.Handler {
 	})
 	r.MethodNotAllowed(methodNotAllowed(r))
 
-	r.Post("/accounts", h.openAccount)
-	r.Post("/accounts/{id}/deposit", h.deposit)
-	r.Post("/accounts/{id}/withdraw", h.withdraw)
-	r.Post("/accounts/{id}/close", h.closeAccount)
-	r.Get("/accounts/{id}/events", h.auditTrail)
-
-	r.Get("/accounts", h.listAccounts)
-	r.Get("/accounts/{id}", h.getAccount)
-	r.Get("/accounts/{id}/transactions", h.transactions)
-	r.Get("/accounts/{id}/daily-summaries", h.dailySummaries)
-	r.Get("/summary", h.summary)
+	// Every route but the operational ones needs a token; each group names
+	// the scope its routes need (DESIGN §6).
+	r.Group(func(r chi.Router) {
+		r.Use(authenticate(d.Auth))
+		r.With(requireScope(auth.ScopeWrite)).Group(func(r chi.Router) {
+			r.Post("/accounts", h.openAccount)
+			r.Post("/accounts/{id}/deposit", h.deposit)
+			r.Post("/accounts/{id}/withdraw", h.withdraw)
+			r.Post("/accounts/{id}/close", h.closeAccount)
+		})
+		r.With(requireScope(auth.ScopeRead)).Group(func(r chi.Router) {
+			r.Get("/accounts", h.listAccounts)
+			r.Get("/accounts/{id}", h.getAccount)
+			r.Get("/accounts/{id}/transactions", h.transactions)
+			r.Get("/accounts/{id}/daily-summaries", h.dailySummaries)
+			r.Get("/accounts/{id}/events", h.auditTrail)
+		})
+		r.With(requireScope(auth.ScopeAdmin)).Get("/summary", h.summary)
+	})
 
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -32,6 +32,8 @@ var (
 
 // Metadata is recorded with every event of one command.
 type Metadata struct {
+	// Principal is who asked for the change (the token's sub, DESIGN §6).
+	Principal      string `json:"principal,omitempty"`
 	CorrelationID  string `json:"correlation_id,omitempty"`
 	CausationID    string `json:"causation_id,omitempty"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
@@ -45,11 +47,13 @@ type Response struct {
 	Body   []byte            `json:"body"`
 }
 
-// IdempotencyScope names one idempotency record: the key within a method and path.
+// IdempotencyScope names one idempotency record: the key of one principal,
+// within a method and a canonical path (an account id in lower case).
 type IdempotencyScope struct {
-	Method string
-	Path   string
-	Key    string
+	Principal string
+	Method    string
+	Path      string
+	Key       string
 }
 
 // StoredResponse is an idempotency record: the request's fingerprint and its answer.

@@ -99,8 +99,25 @@ type Idempotency struct {
 	Render      func(a *domain.Account, err error) (resp Response, keep bool)
 }
 
+// Caller is who runs a command, for the ownership rule of DESIGN §6: a
+// principal commands its own accounts; an admin any account.
+type Caller struct {
+	Principal string
+	Admin     bool
+}
+
+// mayCommand reports whether the caller may act on account a (which exists).
+func (c *Caller) mayCommand(a *domain.Account) bool {
+	return c == nil || c.Admin || a.OwnerID() == c.Principal
+}
+
 // Options carry what a command needs beyond its own fields.
 type Options struct {
+	// Caller, when set, must own the account (or be an admin): another
+	// owner's account is answered as an unknown one. Nil is the service
+	// acting for itself (benchmarks, tests, internal recovery), never a client:
+	// the HTTP transport always sets it.
+	Caller      *Caller
 	IfMatch     *Precondition
 	Metadata    Metadata
 	Idempotency *Idempotency
@@ -143,6 +160,11 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 		a, cached, err := s.current(ctx, id)
 		if err != nil {
 			return Result{}, err
+		}
+		if a.Exists() && !opts.Caller.mayCommand(a) {
+			// Indistinguishable from an unknown account, so that ids leak
+			// nothing; never kept under an idempotency key either.
+			return Result{}, domain.ErrAccountNotFound
 		}
 		// recheck forgets the cached state and runs this attempt again on the stream.
 		recheck := func() { s.cache.drop(id); attempt-- }

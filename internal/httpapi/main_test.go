@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
-	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/httpapi"
@@ -77,7 +76,7 @@ func (a *testAPI) serve(opts ...func(*httpapi.Deps)) {
 		Metrics:  telemetry.Handler(reg),
 		HTTPObs:  telemetry.NewHTTPMetrics(reg),
 		Log:      zerolog.Nop(),
-		Auth:     auth.None{},
+		Auth:     testTokens{},
 	}
 	for _, o := range opts {
 		o(&deps)

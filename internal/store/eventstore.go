@@ -268,8 +268,8 @@ func buildAppendSQL(nEvents int, keep bool) string {
 		}
 	}
 	if keep {
-		b.WriteString("INSERT INTO idempotency_keys (method, path, idempotency_key, request_hash, response_status, response_headers, response_body, completed_at) VALUES (")
-		for i := range 7 {
+		b.WriteString("INSERT INTO idempotency_keys (principal, method, path, idempotency_key, request_hash, response_status, response_headers, response_body, completed_at) VALUES (")
+		for i := range 8 {
 			if i > 0 {
 				b.WriteString(", ")
 			}
@@ -291,7 +291,7 @@ func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
 	if err != nil {
 		return fmt.Errorf("append: encode metadata: %w", err)
 	}
-	args := make([]any, 0, 4+4*len(events)+7)
+	args := make([]any, 0, 4+4*len(events)+8)
 	if len(events) > 0 {
 		args = append(args, pgUUID(ap.Account.ID()), domain.StreamType, domain.CurrentSchemaVersion, meta)
 	}
@@ -307,7 +307,7 @@ func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
 		if err != nil {
 			return fmt.Errorf("append: encode headers: %w", err)
 		}
-		args = append(args, ap.Idempotency.Method, ap.Idempotency.Path, ap.Idempotency.Key, ap.Fingerprint,
+		args = append(args, ap.Idempotency.Principal, ap.Idempotency.Method, ap.Idempotency.Path, ap.Idempotency.Key, ap.Fingerprint,
 			ap.Response.Status, headers, ap.Response.Body)
 	}
 	if _, err := s.pool.Exec(ctx, appendSQL(len(events), keep), args...); err != nil {
@@ -368,8 +368,8 @@ func (s *EventStore) LookupResponse(ctx context.Context, scope command.Idempoten
 	)
 	err := s.pool.QueryRow(ctx, `
 SELECT request_hash, response_status, response_headers, response_body
-FROM idempotency_keys WHERE method = $1 AND path = $2 AND idempotency_key = $3`,
-		scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Response.Status, &headers, &rec.Response.Body)
+FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND idempotency_key = $4`,
+		scope.Principal, scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Response.Status, &headers, &rec.Response.Body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -35,9 +35,10 @@ func (c *counting) CommandFinished(_, outcome string, _ time.Duration) {
 	}
 	c.outcomes[outcome]++
 }
-func (c *counting) ConflictRetried(string)  { c.retries.Add(1) }
-func (c *counting) IdempotentReplay(string) { c.replays.Add(1) }
-func (c *counting) EventsAppended(int)      {}
+func (c *counting) ConflictRetried(string)   { c.retries.Add(1) }
+func (c *counting) IdempotentReplay(string)  { c.replays.Add(1) }
+func (c *counting) EventsAppended(int)       {}
+func (c *counting) TransferRecovered(string) {}
 
 // newServices returns two services over one real database: like two api
 // processes, they do not share the in-process stream queue, so their appends race.

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -101,5 +102,30 @@ func (a *Account) ReturnTransfer(transferID, to uuid.UUID, amount int64, cur Cur
 		return fmt.Errorf("%w: a return of %d %s cannot belong to this account", ErrInvalid, amount, cur.Code())
 	}
 	a.record(TransferReturned{TransferID: transferID, ToAccountID: to, AmountMinor: amount, Currency: cur.Code(), Reason: reason}, at)
+	return nil
+}
+
+// Errors of a transfer's destination, checked before step 1.
+var (
+	ErrDestinationNotFound = errors.New("destination account not found")
+	ErrDestinationClosed   = errors.New("destination account is closed")
+)
+
+// CheckDestination checks that a, the destination of a transfer from an
+// account in cur, can take it now: it exists, is open, is not the source and
+// has the same currency. Step 2 decides again for real (it may close meanwhile).
+// Errors: ErrDestinationNotFound, ErrDestinationClosed, ErrInvalid,
+// ErrCurrencyMismatch.
+func (a *Account) CheckDestination(from uuid.UUID, cur Currency) error {
+	switch {
+	case !a.Exists():
+		return ErrDestinationNotFound
+	case a.status == StatusClosed:
+		return ErrDestinationClosed
+	case a.id == from:
+		return &ValidationError{Fields: []FieldError{{Field: "to_account_id", Message: "must not be the source account"}}}
+	case a.currency != cur:
+		return ErrCurrencyMismatch
+	}
 	return nil
 }

@@ -287,20 +287,9 @@ func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
 	if len(events) == 0 && !keep {
 		return nil
 	}
-	meta, err := json.Marshal(ap.Metadata)
+	args, err := eventArgs(ap, 8)
 	if err != nil {
-		return fmt.Errorf("append: encode metadata: %w", err)
-	}
-	args := make([]any, 0, 4+4*len(events)+8)
-	if len(events) > 0 {
-		args = append(args, pgUUID(ap.Account.ID()), domain.StreamType, domain.CurrentSchemaVersion, meta)
-	}
-	for i, e := range events {
-		t, _, data, err := domain.EncodeEvent(e)
-		if err != nil {
-			return err
-		}
-		args = append(args, ap.ExpectedVersion+i+1, pgUUID(uuid.New()), t, data)
+		return err
 	}
 	if keep {
 		headers, err := json.Marshal(ap.Response.Header)
@@ -317,6 +306,37 @@ func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
 	return nil
 }
 
+// eventArgs are the parameters of appendSQL's events: $1-$4 shared by every
+// row (stream, type, schema version, metadata), then four per event (version,
+// event id, event type, data); extra is room for the caller's own.
+func eventArgs(ap command.Append, extra int) ([]any, error) {
+	events := ap.Account.Uncommitted()
+	if len(events) == 0 {
+		return make([]any, 0, extra), nil
+	}
+	if ap.EventIDs != nil && len(ap.EventIDs) != len(events) {
+		return nil, fmt.Errorf("append: %d event ids for %d events", len(ap.EventIDs), len(events))
+	}
+	meta, err := json.Marshal(ap.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("append: encode metadata: %w", err)
+	}
+	args := make([]any, 0, 4+4*len(events)+extra)
+	args = append(args, pgUUID(ap.Account.ID()), domain.StreamType, domain.CurrentSchemaVersion, meta)
+	for i, e := range events {
+		t, _, data, err := domain.EncodeEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		id := uuid.New()
+		if ap.EventIDs != nil {
+			id = ap.EventIDs[i]
+		}
+		args = append(args, ap.ExpectedVersion+i+1, pgUUID(id), t, data)
+	}
+	return args, nil
+}
+
 // pgUUID is id as pgx encodes it natively (binary); a uuid.UUID would go
 // through its driver.Valuer, as a string parsed back on every call.
 func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
@@ -329,6 +349,8 @@ func mapAppendError(id uuid.UUID, err error) error {
 			return fmt.Errorf("append to %s: %w", id, command.ErrVersionTaken)
 		case "idempotency_keys_pkey":
 			return fmt.Errorf("append to %s: %w", id, command.ErrIdempotencyKeyTaken)
+		case "transfer_sagas_pkey":
+			return fmt.Errorf("append to %s: %w", id, command.ErrTransferExists)
 		}
 	}
 	return fmt.Errorf("append to %s: %w", id, err)

@@ -11,6 +11,9 @@ CREATE TABLE transfer_sagas (
     amount_minor    bigint      NOT NULL CHECK (amount_minor > 0),
     currency        text        NOT NULL,
     description     text        NOT NULL,
+    -- Who may see it: the owners of both accounts (and admins).
+    from_owner      text        NOT NULL,
+    to_owner        text        NOT NULL,
     principal       text        NOT NULL,
     -- The request that began it, to tell a retry from a reused id.
     request_hash    bytea       NOT NULL,

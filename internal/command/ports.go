@@ -130,6 +130,8 @@ type TransferSaga struct {
 	AmountMinor int64
 	Currency    string
 	Description string
+	// FromOwner and ToOwner own the two accounts: who may see the transfer.
+	FromOwner, ToOwner string
 	// Principal began the transfer; RequestHash is its request's fingerprint,
 	// which tells a retry from another request reusing the id.
 	Principal   string

@@ -19,6 +19,10 @@ type Transfer struct {
 	From, To    uuid.UUID
 	Amount      string
 	Description string
+	// Unreadable holds the fields the transport could not read (a To that
+	// is not a UUID, an amount that is not a string): reported after the
+	// source check, as DESIGN §7 orders the checks.
+	Unreadable error
 }
 
 // TransferResult is a transfer's outcome: the saga as it stands when the
@@ -96,7 +100,7 @@ func (s *Service) transfer(ctx context.Context, cmd Transfer, opts Options) (Tra
 			return err
 		}
 		amount, err := parsePositive(cmd.Amount, src)
-		if err := errors.Join(err, validateDescription(cmd.Description)); err != nil {
+		if err := errors.Join(cmd.Unreadable, err, validateDescription(cmd.Description)); err != nil {
 			return mergeValidation(err)
 		}
 		dst, err := s.peek(ctx, cmd.To)
@@ -107,6 +111,7 @@ func (s *Service) transfer(ctx context.Context, cmd Transfer, opts Options) (Tra
 			return err
 		}
 		saga.AmountMinor, saga.Currency = amount, src.Currency().Code()
+		saga.FromOwner, saga.ToOwner = src.OwnerID(), dst.OwnerID()
 		return src.SendTransfer(id, cmd.To, amount, src.Currency(), cmd.Description, s.now())
 	})
 	switch {
@@ -174,19 +179,26 @@ func checkSource(a *domain.Account) error {
 	return nil
 }
 
-// mergeValidation joins the field errors of several validation errors into one.
+// mergeValidation joins the field errors of several validation errors into
+// one, the first error of each field only.
 func mergeValidation(err error) error {
 	var all domain.ValidationError
 	var joined interface{ Unwrap() []error }
 	if !errors.As(err, &joined) {
 		return err
 	}
+	seen := map[string]bool{}
 	for _, e := range joined.Unwrap() {
 		var verr *domain.ValidationError
 		if !errors.As(e, &verr) {
 			return e
 		}
-		all.Fields = append(all.Fields, verr.Fields...)
+		for _, f := range verr.Fields {
+			if !seen[f.Field] {
+				seen[f.Field] = true
+				all.Fields = append(all.Fields, f)
+			}
+		}
 	}
 	return all.Err()
 }

@@ -23,8 +23,9 @@ SELECT $1::uuid, $2::text, $5::int, $6::uuid, $7::text, $3::smallint, $8::jsonb,
 // transfer id fails the statement whole (transfer_sagas_pkey).
 const beginTransferSQL = `
 WITH saga AS (
-    INSERT INTO transfer_sagas (transfer_id, from_account_id, to_account_id, amount_minor, currency, description, principal, request_hash)
-    VALUES ($9, $1, $10, $11, $12, $13, $14, $15)
+    INSERT INTO transfer_sagas (transfer_id, from_account_id, to_account_id, amount_minor, currency, description,
+                                from_owner, to_owner, principal, request_hash)
+    VALUES ($9, $1, $10, $11, $12, $13, $14, $15, $16, $17)
     RETURNING transfer_id
 )` + stepEvent
 
@@ -45,7 +46,8 @@ func (s *EventStore) BeginTransfer(ctx context.Context, ap command.Append, saga 
 	if err != nil {
 		return err
 	}
-	args = append(args, pgUUID(saga.ID), pgUUID(saga.To), saga.AmountMinor, saga.Currency, saga.Description, saga.Principal, saga.RequestHash)
+	args = append(args, pgUUID(saga.ID), pgUUID(saga.To), saga.AmountMinor, saga.Currency, saga.Description,
+		saga.FromOwner, saga.ToOwner, saga.Principal, saga.RequestHash)
 	if _, err := s.pool.Exec(ctx, beginTransferSQL, args...); err != nil {
 		return mapAppendError(ap.Account.ID(), err)
 	}
@@ -85,7 +87,7 @@ func stepArgs(ap command.Append) ([]any, error) {
 	return eventArgs(ap, 8)
 }
 
-const sagaColumns = `transfer_id, from_account_id, to_account_id, amount_minor, currency, description, principal,
+const sagaColumns = `transfer_id, from_account_id, to_account_id, amount_minor, currency, description, from_owner, to_owner, principal,
 request_hash, status, COALESCE(reason, ''), created_at, finished_at`
 
 func scanSaga(row pgx.Row) (command.TransferSaga, error) {
@@ -94,7 +96,7 @@ func scanSaga(row pgx.Row) (command.TransferSaga, error) {
 		status   string
 		finished *time.Time
 	)
-	err := row.Scan(&t.ID, &t.From, &t.To, &t.AmountMinor, &t.Currency, &t.Description, &t.Principal,
+	err := row.Scan(&t.ID, &t.From, &t.To, &t.AmountMinor, &t.Currency, &t.Description, &t.FromOwner, &t.ToOwner, &t.Principal,
 		&t.RequestHash, &status, &t.Reason, &t.CreatedAt, &finished)
 	t.Status = command.TransferStatus(status)
 	if finished != nil {

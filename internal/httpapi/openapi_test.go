@@ -33,6 +33,9 @@ const specPath = "../../openapi.yaml"
 var problemStatus = map[string]int{
 	"malformed_request":      400,
 	"validation_failed":      400,
+	"unauthorized":           401,
+	"forbidden":              403,
+	"rate_limited":           429,
 	"body_too_large":         413,
 	"account_not_found":      404,
 	"not_found":              404,

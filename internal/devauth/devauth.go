@@ -63,11 +63,13 @@ func Ensure(dataDir string) (ed25519.PrivateKey, Files, error) {
 	if old, err := os.ReadFile(f.JWKS); err == nil && bytes.Equal(old, jwks) {
 		return key, f, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(f.JWKS), 0o755); err != nil { //nolint:gosec // public keys, readable by the api's container user
+	// World-readable on purpose: public keys, which the api's container
+	// user (compose mounts this directory) must be able to read.
+	if err := os.MkdirAll(filepath.Dir(f.JWKS), 0o755); err != nil {
 		return nil, f, err
 	}
 	tmp := f.JWKS + ".tmp"
-	if err := os.WriteFile(tmp, jwks, 0o644); err != nil { //nolint:gosec // a public key set
+	if err := os.WriteFile(tmp, jwks, 0o644); err != nil {
 		return nil, f, err
 	}
 	return key, f, os.Rename(tmp, f.JWKS)
@@ -102,7 +104,8 @@ func createKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil { //nolint:gosec // holds the public/ directory too
+	// 0755: it holds the public/ directory too; the key file itself is 0600.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
 	// O_EXCL: two commands racing to create the key keep one of them.

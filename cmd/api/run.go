@@ -229,7 +229,7 @@ func newAuthenticator(ctx context.Context, cfg config, log zerolog.Logger) (auth
 		Audience: cfg.AuthAudience,
 		Leeway:   cfg.AuthClockSkew,
 		OnRefreshError: func(err error) {
-			log.Warn().Err(err).Msg("refreshing the JWKS failed; the keys fetched before stay in use")
+			log.Warn().Err(err).Msg("reading the JWKS again failed; the keys read before stay in use")
 		},
 	})
 	if err != nil {

@@ -42,8 +42,9 @@ type VerifierConfig struct {
 	UnknownKIDEvery time.Duration
 	// HTTPClient fetches JWKSURL (default: a client with a 10 s timeout).
 	HTTPClient *http.Client
-	// OnRefreshError hears about failed background refreshes (they keep the
-	// keys already known); nil ignores them.
+	// OnRefreshError hears about failed refreshes of the URL and about a
+	// JWKS file that changed but does not parse (once per version of it);
+	// the keys known before stay in use. nil ignores them.
 	OnRefreshError func(error)
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
@@ -111,13 +112,20 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		keys keySource
 		err  error
 	)
+	source := "AUTH_JWKS_URL"
 	if cfg.JWKSURL != "" {
 		keys, err = newURLKeys(ctx, cfg)
 	} else {
-		keys, err = newFileKeys(cfg.JWKSFile)
+		source = "AUTH_JWKS_FILE"
+		keys, err = newFileKeys(cfg.JWKSFile, cfg.OnRefreshError)
 	}
 	if err != nil {
 		return nil, err
+	}
+	// A key set no token could ever verify against is a configuration
+	// mistake (the wrong file, a key set for encryption): say so at start.
+	if !anyUsableKey(ctx, keys) {
+		return nil, fmt.Errorf("%s: the key set has no RS256, ES256 or EdDSA public key", source)
 	}
 	v := &Verifier{
 		keys: keys,
@@ -237,6 +245,22 @@ func (v *Verifier) keyfunc(ctx context.Context) jwt.Keyfunc {
 		}
 		return jwt.VerificationKeySet{Keys: keys}, nil
 	}
+}
+
+func anyUsableKey(ctx context.Context, keys keySource) bool {
+	set, err := keys.lookup(ctx, "")
+	if err != nil {
+		return false
+	}
+	for _, j := range set {
+		a := j.Marshal().ALG.String()
+		for alg, fits := range allowedAlg {
+			if (a == "" || a == alg) && fits(publicKey(j.Key())) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // publicKey is k's public half: a JWKS may carry private parameters, and

@@ -3,7 +3,10 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,11 +150,44 @@ func TestNewVerifierNamesWhatIsMissing(t *testing.T) {
 		{auth.VerifierConfig{Issuer: "i", Audience: "a", JWKSFile: "f", JWKSURL: "http://x"}, "not both"},
 		{auth.VerifierConfig{Issuer: "i", Audience: "a", JWKSFile: "/nonexistent/jwks.json"}, "AUTH_JWKS_FILE"},
 		{auth.VerifierConfig{Issuer: "i", Audience: "a", JWKSURL: "http://127.0.0.1:1/jwks"}, "AUTH_JWKS_URL"},
+		{auth.VerifierConfig{Issuer: "i", Audience: "a", JWKSFile: emptyJWKS(t)}, "no RS256, ES256 or EdDSA public key"},
 	} {
 		_, err := auth.NewVerifier(context.Background(), tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err = %v, want it to name %q", tc.cfg, err, tc.want)
 		}
+	}
+}
+
+func emptyJWKS(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBrokenJWKSFileKeepsTheKeys: a JWKS file rewritten with garbage (a
+// half-written file, say) is reported once and the keys read before stay.
+func TestBrokenJWKSFileKeepsTheKeys(t *testing.T) {
+	t.Parallel()
+	iss := authtest.New(t)
+	var reports atomic.Int32
+	v := newVerifier(t, iss, func(c *auth.VerifierConfig) {
+		c.CacheSize = -1
+		c.OnRefreshError = func(error) { reports.Add(1) }
+	})
+	if err := os.WriteFile(iss.File(), []byte(`{"keys":[{"kty":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := v.Authenticate(context.Background(), iss.Sign(authtest.Token{})); err != nil {
+			t.Fatalf("with a broken JWKS file: %v", err)
+		}
+	}
+	if n := reports.Load(); n != 1 {
+		t.Errorf("the broken file was reported %d times, want once", n)
 	}
 }
 

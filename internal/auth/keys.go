@@ -106,16 +106,21 @@ func (u *urlKeys) current(kid string) bool {
 // changes. A file that does not parse (caught mid-write, say) keeps the keys
 // read before; only the first read must succeed.
 type fileKeys struct {
-	path string
+	path  string
+	onErr func(error)
 
 	mu   sync.RWMutex
-	mod  time.Time
+	mod  time.Time // of the version in set
 	size int64
 	set  []jwkset.JWK
+	// The version that failed to parse, so that a broken file is read and
+	// reported once, not on every request.
+	badMod  time.Time
+	badSize int64
 }
 
-func newFileKeys(path string) (*fileKeys, error) {
-	f := &fileKeys{path: path}
+func newFileKeys(path string, onErr func(error)) (*fileKeys, error) {
+	f := &fileKeys{path: path, onErr: onErr}
 	if err := f.reload(); err != nil {
 		return nil, fmt.Errorf("AUTH_JWKS_FILE: %w", err)
 	}
@@ -128,28 +133,33 @@ func (f *fileKeys) reload() error {
 	if err != nil {
 		return err
 	}
+	mod, size := fi.ModTime(), fi.Size()
 	f.mu.RLock()
-	same := fi.ModTime().Equal(f.mod) && fi.Size() == f.size && f.set != nil
+	same := (mod.Equal(f.mod) && size == f.size && f.set != nil) || (mod.Equal(f.badMod) && size == f.badSize)
 	f.mu.RUnlock()
 	if same {
 		return nil
 	}
 	data, err := os.ReadFile(f.path)
-	if err != nil {
-		return err
-	}
-	set, err := parseJWKS(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.path, err)
+	if err == nil {
+		var set []jwkset.JWK
+		if set, err = parseJWKS(data); err == nil {
+			f.mu.Lock()
+			f.mod, f.size, f.set = mod, size, set
+			f.mu.Unlock()
+			return nil
+		}
 	}
 	f.mu.Lock()
-	f.mod, f.size, f.set = fi.ModTime(), fi.Size(), set
+	f.badMod, f.badSize = mod, size
 	f.mu.Unlock()
-	return nil
+	return fmt.Errorf("%s: %w", f.path, err)
 }
 
 func (f *fileKeys) keys() []jwkset.JWK {
-	_ = f.reload() // on failure the last good set stands
+	if err := f.reload(); err != nil && f.onErr != nil {
+		f.onErr(err) // the last good set stands
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.set

@@ -20,6 +20,14 @@ run: build ## start a private PostgreSQL (unless DATABASE_URL is set), the api a
 	$(GO) build -o $(BIN)/devrun ./tools/devrun
 	exec $(BIN)/devrun $(BIN)/api $(BIN)/projector
 
+# The principal and scopes of `make token`.
+SUB ?= alice
+SCOPE ?= bank:read bank:write
+
+.PHONY: token
+token: ## print a token for the api of make run (SUB=alice, SCOPE="bank:read bank:write"; valid 24h)
+	@$(GO) run ./tools/devtoken -sub "$(SUB)" -scope "$(SCOPE)"
+
 .PHONY: test
 test: ## run every test (race detector on) against a throwaway PostgreSQL
 	$(GO) test -race -count=1 -timeout 15m ./...

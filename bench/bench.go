@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/evbank/bank/internal/devauth"
 	"github.com/evbank/bank/internal/pgserver"
 )
 
@@ -169,6 +170,10 @@ type bench struct {
 	penv     []string
 
 	pprofAddr string
+	// token is the bearer token every request to the api carries: an
+	// admin's, signed with a key made for this run (the api runs
+	// AUTH_MODE=jwt, as in production, so its cost is in the figures).
+	token string
 }
 
 func (b *bench) progress(format string, args ...any) {
@@ -254,6 +259,17 @@ func (b *bench) setup(ctx context.Context) error {
 	common := map[string]string{"DATABASE_URL": b.url, "LOG_LEVEL": b.cfg.LogLevel, "LOG_FORMAT": "json"}
 	apiVars := maps.Clone(common)
 	apiVars["HTTP_ADDR"] = apiAddr
+	key, files, err := devauth.Ensure(b.work)
+	if err != nil {
+		return err
+	}
+	if b.token, err = devauth.Token(key, "bench", "bank:admin", 24*time.Hour); err != nil {
+		return err
+	}
+	apiVars["AUTH_MODE"] = "jwt"
+	apiVars["AUTH_JWKS_FILE"] = files.JWKS
+	apiVars["AUTH_ISSUER"] = devauth.Issuer
+	apiVars["AUTH_AUDIENCE"] = devauth.Audience
 	if b.cfg.ProfileDir != "" {
 		if b.pprofAddr, err = freeAddr(ctx); err != nil {
 			return err
@@ -326,7 +342,7 @@ func (b *bench) setup(ctx context.Context) error {
 	// write (see the pgbench scripts).
 	n := 2 * b.cfg.Accounts
 	b.progress("opening %d accounts through the api", n)
-	took, err := seedAccounts(ctx, b.base, n, 32)
+	took, err := seedAccounts(ctx, b.base, b.token, n, 32)
 	if err != nil {
 		return err
 	}
@@ -436,6 +452,7 @@ func (b *bench) http(ctx context.Context, o attackOpts) (Stats, error) {
 		return Stats{}, err
 	}
 	o.warmup, o.dur = b.cfg.Warmup, b.cfg.Duration
+	o.targeter = withBearer(o.targeter, b.token)
 	return attack(ctx, b.mon, o), nil
 }
 
@@ -589,7 +606,7 @@ func (b *bench) lag(ctx context.Context) error {
 	s := newLagSampler(conn)
 	go s.run(ctx)
 	st := attack(ctx, b.mon, attackOpts{name: "lag", clients: b.cfg.QueryClients, rate: rate, warmup: b.cfg.Warmup, dur: b.cfg.Duration,
-		targeter: depositTargeter(b.base, b.ids), onResult: s.observe})
+		targeter: withBearer(depositTargeter(b.base, b.ids), b.token), onResult: s.observe})
 	s.close()
 	<-s.done
 	m1, err := fetch(ctx, b.projURL+"/metrics")

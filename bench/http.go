@@ -154,12 +154,28 @@ func openTargeter(base string, n int) vegeta.Targeter {
 	}
 }
 
+// withBearer adds Authorization: Bearer token to every target of tr.
+func withBearer(tr vegeta.Targeter, token string) vegeta.Targeter {
+	return func(t *vegeta.Target) error {
+		if err := tr(t); err != nil {
+			return err
+		}
+		h := t.Header.Clone() // the targeters share their header maps
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set("Authorization", "Bearer "+token)
+		t.Header = h
+		return nil
+	}
+}
+
 // seedAccounts opens accounts 1..n through the api, as fast as clients allow.
 // Accounts that exist already (409) count as opened.
-func seedAccounts(ctx context.Context, base string, n, clients int) (time.Duration, error) {
+func seedAccounts(ctx context.Context, base, token string, n, clients int) (time.Duration, error) {
 	atk := vegeta.NewAttacker(vegeta.Workers(uint64(clients)), vegeta.MaxWorkers(uint64(clients)), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
 	start := time.Now()
-	results := atk.Attack(openTargeter(base, n), vegeta.ConstantPacer{}, 0, "seed")
+	results := atk.Attack(withBearer(openTargeter(base, n), token), vegeta.ConstantPacer{}, 0, "seed")
 	stopped := make(chan struct{})
 	defer close(stopped)
 	go func() {

@@ -17,7 +17,7 @@ func TestProjectorCrashSafety(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true, "PROJECTOR_BATCH_SIZE=7")
 	api := s.startAPI(t)
-	c := newClient(t, api.url)
+	c := newClient(t, api.url, api.token)
 	accounts := loadAccounts(t, c, 6)
 
 	proj := s.startProjector(t, "projector-1")

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,7 +23,9 @@ import (
 // TestMakeRun runs devrun as `make run` does (`devrun bin/api bin/projector`,
 // no DATABASE_URL): it starts its own PostgreSQL with the data in
 // ./.data/postgres, the api and the projector; Ctrl-C (SIGINT) stops all of
-// them and devrun exits 0; a second run finds the data of the first.
+// them and devrun exits 0; a second run finds the data of the first. As a
+// newcomer would, it then uses `make token` (the devtoken command it runs):
+// the README's flow works with the token and answers 401 without it.
 func TestMakeRun(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -34,17 +37,43 @@ func TestMakeRun(t *testing.T) {
 	}
 	dataDir := filepath.Join(dir, ".data", "postgres")
 
-	var id uuid.UUID
+	var (
+		id    uuid.UUID
+		token string
+	)
 	t.Run("first run", func(t *testing.T) {
 		run := startDevrun(t, dir, env)
-		c := newClient(t, run.apiURL)
+		token = makeToken(t, dir, "erin", "bank:read bank:write")
+		if fi, err := os.Stat(filepath.Join(dir, ".data", "auth", "signing-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("development signing key: %v, %v; want a 0600 file in .data/auth", fi, err)
+		}
+
+		// Without a token, or with a made-up one: 401, nothing else.
+		anon := newClient(t, run.apiURL, "")
+		lres, err := anon.ListAccountsWithResponse(context.Background(), nil)
+		if err != nil || lres.StatusCode() != 401 || lres.HTTPResponse.Header.Get("WWW-Authenticate") != `Bearer realm="bank"` {
+			t.Fatalf("GET /accounts without a token: %v %d %v %s", err, lres.StatusCode(), lres.HTTPResponse.Header, lres.Body)
+		}
+		forged := newClient(t, run.apiURL, token[:len(token)-4]+"AAAA")
+		fres, err := forged.OpenAccountWithResponse(context.Background(), nil, client.OpenAccountRequest{OwnerId: ptr("erin")})
+		if err != nil || fres.StatusCode() != 401 || fres.ApplicationproblemJSON401 == nil {
+			t.Fatalf("POST /accounts with a forged token: %v %d %s", err, fres.StatusCode(), fres.Body)
+		}
+
+		// The README's flow with erin's token: open, deposit, read the write.
+		c := newClient(t, run.apiURL, token)
 		acc := openAccount(t, c, "erin", "JPY", "500")
 		id = acc.Id
 		t.Logf("POST /accounts answered %s after devrun started", time.Since(run.started).Round(time.Millisecond))
+		st := deposit(t, c, id, "25", "refund", &client.DepositMoneyParams{IdempotencyKey: ptr("refund-1")})
 		// The projector runs too: the account reaches the read side.
-		res, err := c.GetAccountWithResponse(context.Background(), id, &client.GetAccountParams{MinVersion: ptr(int(acc.Version))})
-		if err != nil || res.JSON200 == nil {
-			t.Fatalf("GET /accounts/%s?min_version=%d: %v %s", id, acc.Version, err, res.Body)
+		res, err := c.GetAccountWithResponse(context.Background(), id, &client.GetAccountParams{MinVersion: ptr(int(st.Version))})
+		if err != nil || res.JSON200 == nil || res.JSON200.Balance != "525" {
+			t.Fatalf("GET /accounts/%s?min_version=%d: %v %s", id, st.Version, err, res.Body)
+		}
+		tres, err := c.ListTransactionsWithResponse(context.Background(), id, nil)
+		if err != nil || tres.JSON200 == nil || len(tres.JSON200.Items) != 2 {
+			t.Fatalf("GET /accounts/%s/transactions: %v %s", id, err, tres.Body)
 		}
 		run.interrupt(t, dataDir)
 	})
@@ -57,16 +86,37 @@ func TestMakeRun(t *testing.T) {
 
 	t.Run("restart keeps the data", func(t *testing.T) {
 		run := startDevrun(t, dir, env)
-		c := newClient(t, run.apiURL)
+		// The key survives the restart: the first run's token still works.
+		c := newClient(t, run.apiURL, token)
 		res, err := c.GetAccountWithResponse(context.Background(), id, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := res.JSON200; a == nil || a.OwnerId != "erin" || a.Balance != "500" || a.Version != 2 {
-			t.Errorf("GET /accounts/%s after the restart: %d %s; want erin's account at 500 JPY", id, res.StatusCode(), res.Body)
+		if a := res.JSON200; a == nil || a.OwnerId != "erin" || a.Balance != "525" || a.Version != 3 {
+			t.Errorf("GET /accounts/%s after the restart: %d %s; want erin's account at 525 JPY", id, res.StatusCode(), res.Body)
 		}
 		run.interrupt(t, dataDir)
 	})
+}
+
+// makeToken runs what `make token` runs, in dir (the checkout), and returns
+// the token it prints.
+func makeToken(t *testing.T, dir, sub, scope string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, devtokenBin, "-sub", sub, "-scope", scope)
+	cmd.Dir = dir
+	cmd.Env = childEnv(nil)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("make token: %v", err)
+	}
+	tok := strings.TrimSpace(string(out))
+	if strings.Count(tok, ".") != 2 || strings.ContainsAny(tok, " \n") {
+		t.Fatalf("make token printed %q, not a JWT alone", out)
+	}
+	return tok
 }
 
 type devrun struct {

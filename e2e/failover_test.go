@@ -15,7 +15,7 @@ func TestProjectorFailover(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, false, "PROJECTOR_BATCH_SIZE=20")
 	api := s.startAPI(t)
-	c := newClient(t, api.url)
+	c := newClient(t, api.url, api.token)
 	accounts := loadAccounts(t, c, 4)
 
 	a := s.startProjector(t, "projector-a")

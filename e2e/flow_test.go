@@ -63,8 +63,13 @@ func TestFullFlowSeparateReadDatabase(t *testing.T) {
 	s := newStack(t, true)
 	proj := s.startProjector(t, "projector")
 	api := s.startAPI(t)
-	c := newClient(t, api.url)
+	c := newClient(t, api.url, api.token)
 	ctx := context.Background()
+
+	// The api checks bearer tokens (AUTH_MODE=jwt over the stack's JWKS file).
+	if code, body, err := get(api.url + "/accounts"); err != nil || code != http.StatusUnauthorized {
+		t.Fatalf("GET /accounts without a token: %d %s %v", code, body, err)
+	}
 
 	// Commands: the answers are the write side's state.
 	usd := openAccount(t, c, "alice", "", "100.00") // DEFAULT_CURRENCY

@@ -17,6 +17,7 @@ var (
 	apiBin       string
 	projectorBin string
 	devrunBin    string
+	devtokenBin  string // what `make token` runs
 )
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
@@ -35,6 +36,7 @@ func testMain(m *testing.M) int {
 	apiBin = filepath.Join(dir, "api")
 	projectorBin = filepath.Join(dir, "projector")
 	devrunBin = filepath.Join(dir, "devrun")
+	devtokenBin = filepath.Join(dir, "devtoken")
 	// Starts the PostgreSQL server for pgtest.NewDatabase, and fails (never
 	// skips) when there is none to be had.
 	return pgtest.Run(m)
@@ -49,13 +51,13 @@ func build(dir string) error {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "./cmd/api", "./cmd/projector", "./tools/devrun")
+	args = append(args, "./cmd/api", "./cmd/projector", "./tools/devrun", "./tools/devtoken")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = ".." // the module root
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %v: %w\n%s", args, err, out)
 	}
-	fmt.Fprintf(os.Stderr, "e2e: built api, projector and devrun (race detector %v) in %s\n", raceEnabled, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "e2e: built api, projector, devrun and devtoken (race detector %v) in %s\n", raceEnabled, time.Since(start).Round(time.Millisecond))
 	return nil
 }

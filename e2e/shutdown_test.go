@@ -26,7 +26,7 @@ func TestAPIGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true, "SHUTDOWN_TIMEOUT="+shutdownTimeout.String(), "MIN_VERSION_WAIT=8s")
 	api := s.startAPI(t)
-	c := newClient(t, api.url)
+	c := newClient(t, api.url, api.token)
 	acc := openAccount(t, c, "dora", "EUR", "12.34") // version 2, not projected
 
 	// Each waiting request on a connection of its own, so that the server
@@ -34,7 +34,7 @@ func TestAPIGracefulShutdown(t *testing.T) {
 	// leaves alone) rather than an idle one (which it closes).
 	fresh := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	defer fresh.CloseIdleConnections()
-	fc, err := client.NewClientWithResponses(api.url, client.WithHTTPClient(fresh))
+	fc, err := client.NewClientWithResponses(api.url, client.WithHTTPClient(fresh), bearer(api.token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestProjectorGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, true, "SHUTDOWN_TIMEOUT="+shutdownTimeout.String(), "PROJECTOR_BATCH_SIZE=5")
 	api := s.startAPI(t)
-	c := newClient(t, api.url)
+	c := newClient(t, api.url, api.token)
 	accounts := loadAccounts(t, c, 3)
 	proj := s.startProjector(t, "projector-1")
 	l := startLoad(c, accounts, 3)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evbank/bank/internal/auth/authtest"
 	"github.com/evbank/bank/internal/client"
 	"github.com/evbank/bank/internal/pgtest"
 )
@@ -22,6 +23,9 @@ type stack struct {
 	eventsURL string
 	readURL   string // == eventsURL when the read side shares the database
 	env       []string
+	// token is an admin's bearer token from the stack's own issuer, whose
+	// JWKS file the api reads (AUTH_MODE=jwt, as in production).
+	token string
 
 	projectors []*service // every projector started, for noProjectorErrors
 }
@@ -32,6 +36,8 @@ type stack struct {
 func newStack(t *testing.T, separateRead bool, extra ...string) *stack {
 	t.Helper()
 	s := &stack{eventsURL: pgtest.NewDatabase(t)}
+	iss := authtest.New(t)
+	s.token = iss.TokenFor("e2e-admin", "bank:admin")
 	s.readURL = s.eventsURL
 	if separateRead {
 		s.readURL = pgtest.NewEmptyDatabase(t)
@@ -49,6 +55,10 @@ func newStack(t *testing.T, separateRead bool, extra ...string) *stack {
 		// free port is picked here only to be taken by someone else.
 		"HTTP_ADDR=127.0.0.1:0",
 		"PROJECTOR_ADDR=127.0.0.1:0",
+		"AUTH_MODE=jwt",
+		"AUTH_JWKS_FILE=" + iss.File(),
+		"AUTH_ISSUER=" + iss.Issuer,
+		"AUTH_AUDIENCE=" + iss.Audience,
 	}, extra...)
 	return s
 }
@@ -56,14 +66,15 @@ func newStack(t *testing.T, separateRead bool, extra ...string) *stack {
 // service is a running api or projector process and its base URL.
 type service struct {
 	*process
-	url string
+	url   string
+	token string // an api's: a bearer token it accepts
 }
 
 // startAPI starts an api and waits until it is ready.
 func (s *stack) startAPI(t *testing.T) *service {
 	t.Helper()
 	p := startProcess(t, "api", "", apiBin, s.env)
-	svc := &service{process: p, url: "http://" + p.listenAddr(t, "api", "api listening")}
+	svc := &service{process: p, url: "http://" + p.listenAddr(t, "api", "api listening"), token: s.token}
 	svc.waitReady(t)
 	return svc
 }
@@ -121,13 +132,25 @@ var httpClient = &http.Client{
 	Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
 }
 
-func newClient(t *testing.T, baseURL string) *client.ClientWithResponses {
+// newClient is the generated client for baseURL; every request it sends
+// carries token as a bearer token ("" sends none).
+func newClient(t *testing.T, baseURL, token string) *client.ClientWithResponses {
 	t.Helper()
-	c, err := client.NewClientWithResponses(baseURL, client.WithHTTPClient(httpClient))
+	c, err := client.NewClientWithResponses(baseURL, client.WithHTTPClient(httpClient), bearer(token))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// bearer makes the client send Authorization: Bearer token on every request.
+func bearer(token string) client.ClientOption {
+	return client.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return nil
+	})
 }
 
 func (s *service) waitReady(t *testing.T) {

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
 	"time"
 )
 
@@ -23,4 +27,68 @@ type config struct {
 	ReadTimeout     time.Duration `envconfig:"HTTP_READ_TIMEOUT" default:"15s" desc:"time to read a whole request"`
 	WriteTimeout    time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"30s" desc:"time to write a response"`
 	IdleTimeout     time.Duration `envconfig:"HTTP_IDLE_TIMEOUT" default:"120s" desc:"keep-alive idle time"`
+	RequestTimeout  time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"deadline of each request; its database work is cancelled after it (503 timeout)"`
+
+	// DESIGN §6: who may call, and how often.
+	AuthMode       string        `envconfig:"AUTH_MODE" default:"jwt" desc:"jwt (a bearer JWT checked against a JWKS on every request) or none (every request is the admin anonymous: a demo or a trusted network only)"`
+	AuthJWKSURL    string        `envconfig:"AUTH_JWKS_URL" desc:"URL of the identity provider's JWKS: fetched at start, refreshed every 10m and on an unknown kid (at most every 30s); jwt mode needs it or AUTH_JWKS_FILE"`
+	AuthJWKSFile   string        `envconfig:"AUTH_JWKS_FILE" desc:"JWKS file, read again when it changes; jwt mode needs it or AUTH_JWKS_URL"`
+	AuthIssuer     string        `envconfig:"AUTH_ISSUER" desc:"the iss every token must carry (needed in jwt mode)"`
+	AuthAudience   string        `envconfig:"AUTH_AUDIENCE" desc:"the aud every token must carry or contain (needed in jwt mode)"`
+	AuthClockSkew  time.Duration `envconfig:"AUTH_CLOCK_SKEW" default:"30s" desc:"clock skew allowed on a token's exp, nbf and iat"`
+	RateLimit      float64       `envconfig:"RATE_LIMIT" default:"0" desc:"requests per second per principal, over which 429 rate_limited (0: no limit)"`
+	RateLimitBurst int           `envconfig:"RATE_LIMIT_BURST" desc:"requests a principal may send at once before RATE_LIMIT applies (default: 2 x RATE_LIMIT)"`
+}
+
+// Authentication modes (AUTH_MODE).
+const (
+	authJWT  = "jwt"
+	authNone = "none"
+)
+
+// checkAuth reports what serving would lack: the api refuses to start
+// without a complete way to check tokens rather than serve nobody (or
+// everybody). migrate and healthcheck need none of it.
+func (c config) checkAuth() error {
+	switch c.AuthMode {
+	case authNone:
+		return nil
+	case authJWT:
+	default:
+		return fmt.Errorf("AUTH_MODE=%q: want jwt or none", c.AuthMode)
+	}
+	var missing []string
+	if c.AuthIssuer == "" {
+		missing = append(missing, "AUTH_ISSUER")
+	}
+	if c.AuthAudience == "" {
+		missing = append(missing, "AUTH_AUDIENCE")
+	}
+	if c.AuthJWKSURL == "" && c.AuthJWKSFile == "" {
+		missing = append(missing, "AUTH_JWKS_URL or AUTH_JWKS_FILE")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("AUTH_MODE=jwt needs %s (AUTH_MODE=none turns authentication off, for a demo only)", strings.Join(missing, ", "))
+	}
+	if c.AuthJWKSURL != "" && c.AuthJWKSFile != "" {
+		return errors.New("AUTH_JWKS_URL and AUTH_JWKS_FILE are both set: choose one key source")
+	}
+	return nil
+}
+
+// rateLimit is RATE_LIMIT and its burst, defaulted.
+func (c config) rateLimit() (perSecond float64, burst int, err error) {
+	switch {
+	case c.RateLimit < 0:
+		return 0, 0, errors.New("RATE_LIMIT must not be negative")
+	case c.RateLimitBurst < 0:
+		return 0, 0, errors.New("RATE_LIMIT_BURST must not be negative")
+	case c.RateLimit == 0:
+		return 0, 0, nil
+	}
+	burst = c.RateLimitBurst
+	if burst == 0 {
+		burst = max(1, int(math.Ceil(2*c.RateLimit)))
+	}
+	return c.RateLimit, burst, nil
 }

@@ -47,6 +47,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("unknown command %q (want migrate, healthcheck or -h)", args[0])
 		}
 	}
+	// Checked before the logger and the database: a missing setting is
+	// named at once, before anything else happens.
+	if err := cfg.checkAuth(); err != nil {
+		return err
+	}
 	log, err := telemetry.NewLogger(stdout, cfg.LogLevel, cfg.LogFormat, "api")
 	if err != nil {
 		return err
@@ -92,6 +97,12 @@ func loadConfig() (config, error) {
 	if cfg.IdempotencyTTL < 24*time.Hour {
 		return cfg, errors.New("IDEMPOTENCY_KEY_TTL must be at least 24h")
 	}
+	if _, _, err := cfg.rateLimit(); err != nil {
+		return cfg, err
+	}
+	if cfg.RequestTimeout <= 0 {
+		return cfg, errors.New("REQUEST_TIMEOUT must be positive")
+	}
 	return cfg, nil
 }
 
@@ -105,6 +116,14 @@ func migrateAll(cfg config) error {
 // serve runs the HTTP server until ctx ends. ready, when not nil, receives the
 // listening address (tests use HTTP_ADDR=127.0.0.1:0).
 func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- string) error {
+	authn, err := newAuthenticator(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	perSecond, burst, err := cfg.rateLimit()
+	if err != nil {
+		return err
+	}
 	if cfg.MigrateOnStart {
 		if err := migrateAll(cfg); err != nil {
 			return err
@@ -143,7 +162,9 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		Metrics:        telemetry.Handler(reg),
 		HTTPObs:        telemetry.NewHTTPMetrics(reg),
 		Log:            log,
-		Auth:           auth.None{}, // replaced by AUTH_MODE wiring
+		Auth:           authn,
+		RateLimit:      httpapi.RateLimit{PerSecond: perSecond, Burst: burst},
+		RequestTimeout: cfg.RequestTimeout,
 	})
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HTTPAddr)
@@ -188,6 +209,38 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// newAuthenticator is AUTH_MODE's token check: a JWT verifier over the
+// configured JWKS, or auth.None with a warning that cannot be missed.
+func newAuthenticator(ctx context.Context, cfg config, log zerolog.Logger) (auth.Authenticator, error) {
+	if err := cfg.checkAuth(); err != nil {
+		return nil, err
+	}
+	if cfg.AuthMode == authNone {
+		log.Warn().Str("auth_mode", authNone).
+			Msg("AUTH_MODE=none: AUTHENTICATION IS OFF. Every request, from anyone who can reach this port, acts as the admin \"anonymous\" on every account. Use it for a demo or a trusted network only.")
+		return auth.None{}, nil
+	}
+	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{
+		JWKSURL:  cfg.AuthJWKSURL,
+		JWKSFile: cfg.AuthJWKSFile,
+		Issuer:   cfg.AuthIssuer,
+		Audience: cfg.AuthAudience,
+		Leeway:   cfg.AuthClockSkew,
+		OnRefreshError: func(err error) {
+			log.Warn().Err(err).Msg("reading the JWKS again failed; the keys read before stay in use")
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	source := "AUTH_JWKS_FILE"
+	if cfg.AuthJWKSURL != "" {
+		source = "AUTH_JWKS_URL"
+	}
+	log.Info().Str("keys", source).Str("issuer", cfg.AuthIssuer).Str("audience", cfg.AuthAudience).Msg("bearer tokens required")
+	return v, nil
 }
 
 func newPool(ctx context.Context, name, url string, maxConns int32) (*pgxpool.Pool, error) {

@@ -6,9 +6,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/evbank/bank/internal/auth"
 )
 
 // Tests here set environment variables, so none runs in parallel.
@@ -54,5 +59,66 @@ func TestHealthcheck(t *testing.T) {
 	srv.Close()
 	if err := run(context.Background(), []string{"healthcheck"}, &bytes.Buffer{}); err == nil {
 		t.Error("healthcheck with nothing listening succeeded")
+	}
+}
+
+// TestJWTModeNamesWhatIsMissing: in jwt mode (the default) the api refuses to
+// start, before touching the database, and names the missing settings.
+func TestJWTModeNamesWhatIsMissing(t *testing.T) {
+	t.Setenv("DATABASE_URL", "postgres://unused@127.0.0.1:1/unused")
+	for _, tc := range []struct {
+		env  map[string]string
+		want []string
+	}{
+		{map[string]string{}, []string{"AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL or AUTH_JWKS_FILE"}},
+		{map[string]string{"AUTH_ISSUER": "i", "AUTH_JWKS_FILE": "/x"}, []string{"AUTH_AUDIENCE"}},
+		{map[string]string{"AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}, []string{"AUTH_JWKS_URL or AUTH_JWKS_FILE"}},
+		{map[string]string{"AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a", "AUTH_JWKS_FILE": "/x", "AUTH_JWKS_URL": "http://x"}, []string{"both set"}},
+		{map[string]string{"AUTH_MODE": "basic"}, []string{`AUTH_MODE="basic"`}},
+		{map[string]string{"AUTH_MODE": "none", "RATE_LIMIT": "-1"}, []string{"RATE_LIMIT"}},
+	} {
+		for _, k := range []string{"AUTH_MODE", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_FILE", "AUTH_JWKS_URL", "RATE_LIMIT"} {
+			t.Setenv(k, "") // restored after the test
+			if v, ok := tc.env[k]; ok {
+				t.Setenv(k, v)
+			} else if err := os.Unsetenv(k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := run(context.Background(), nil, &bytes.Buffer{})
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: err = %v, want it to name %s", tc.env, err, w)
+			}
+		}
+	}
+}
+
+// TestAuthModeNoneWarns: AUTH_MODE=none says loudly that nobody is checked.
+func TestAuthModeNoneWarns(t *testing.T) {
+	var out bytes.Buffer
+	a, err := newAuthenticator(context.Background(), config{AuthMode: authNone}, zerolog.New(&out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.(auth.None); !ok {
+		t.Errorf("AUTH_MODE=none gave %T, want auth.None", a)
+	}
+	if !strings.Contains(out.String(), `"level":"warn"`) || !strings.Contains(out.String(), "AUTHENTICATION IS OFF") {
+		t.Errorf("no loud warning: %s", out.String())
+	}
+}
+
+func TestRateLimitBurstDefault(t *testing.T) {
+	for _, tc := range []struct {
+		rate   float64
+		burst  int
+		wantPS float64
+		wantB  int
+	}{{0, 0, 0, 0}, {10, 0, 10, 20}, {0.2, 0, 0.2, 1}, {10, 3, 10, 3}} {
+		ps, b, err := config{RateLimit: tc.rate, RateLimitBurst: tc.burst}.rateLimit()
+		if err != nil || ps != tc.wantPS || b != tc.wantB {
+			t.Errorf("RATE_LIMIT=%v RATE_LIMIT_BURST=%d: %v, %d, %v; want %v, %d", tc.rate, tc.burst, ps, b, err, tc.wantPS, tc.wantB)
+		}
 	}
 }

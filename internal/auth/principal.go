@@ -1,6 +1,20 @@
 // Package auth knows who is calling: the principal a verified bearer token
 // names and the scopes it grants (DESIGN §6). It decides nothing about
 // accounts beyond the one ownership rule every route applies (MayAccess).
+//
+// Tokens are verified by Verifier with github.com/golang-jwt/jwt/v5 (parsing,
+// signatures, the registered claims with leeway) over a key set kept by
+// github.com/MicahParks/jwkset (the JWKS store behind keyfunc v3: JWKS
+// parsing for RSA, EC and OKP keys, background refresh, a rate-limited
+// refresh on an unknown kid). Chosen over lestrrat-go/jwx v3 because the
+// pieces are small and each does one thing: the parser's claim checks map one
+// to one onto DESIGN §6, and the key lookup stays in our own keyfunc, where
+// the algorithm allow-list and the key-type check happen before any signature
+// is looked at (jwx infers or trusts the JWK's alg in ways that take more
+// options to pin down). keyfunc v3's own Keyfunc is not used: it accepts any
+// alg the JWK does not name, leaving the HMAC-with-a-public-key and
+// alg/key-type mismatches to the signature step, where they would be
+// reported as a bad signature.
 package auth
 
 import (

@@ -567,10 +567,10 @@ func TestRequestIDAndMetadata(t *testing.T) {
 	generated := r.Header.Get("X-Request-ID")
 	trail := auditTrail(t, a, id)
 	want := []map[string]any{
-		{"correlation_id": "journey-7", "causation_id": "open-1", "idempotency_key": "open-jack", "principal": "anonymous"},
-		{"correlation_id": "journey-7", "causation_id": "open-1", "idempotency_key": "open-jack", "principal": "anonymous"},
-		{"correlation_id": "dep-1", "causation_id": "dep-1", "principal": "anonymous"},
-		{"correlation_id": generated, "causation_id": generated, "principal": "anonymous"},
+		{"correlation_id": "journey-7", "causation_id": "open-1", "idempotency_key": "open-jack", "principal": adminSubject},
+		{"correlation_id": "journey-7", "causation_id": "open-1", "idempotency_key": "open-jack", "principal": adminSubject},
+		{"correlation_id": "dep-1", "causation_id": "dep-1", "principal": adminSubject},
+		{"correlation_id": generated, "causation_id": generated, "principal": adminSubject},
 	}
 	if len(trail) != len(want) {
 		t.Fatalf("%d events, want %d", len(trail), len(want))

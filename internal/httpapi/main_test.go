@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
+	"github.com/evbank/bank/internal/auth"
+	"github.com/evbank/bank/internal/auth/authtest"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/httpapi"
@@ -29,6 +31,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // Every response it gets is validated against openapi.yaml (validateResponse).
 // The read tables live in the same database (READ_DATABASE_URL defaults to
 // DATABASE_URL).
+//
+// Every request carries a bearer token from the API's own issuer (iss): by
+// default an admin's (adminSubject, bank:admin). To call as someone else, use
+// a.asPrincipal("bob", "bank:read bank:write") for a copy whose requests carry
+// bob's token, a.tokenFor for a token to put in a header yourself, or pass an
+// "Authorization" header pair to do ("<delete>" sends none).
 type testAPI struct {
 	t      *testing.T
 	srv    *httptest.Server
@@ -37,6 +45,41 @@ type testAPI struct {
 	pool   *pgxpool.Pool // the event store's database
 	read   *pgxpool.Pool // the read tables' database (the same one here)
 	events *store.EventStore
+	iss    *authtest.Issuer // signs the tokens the router accepts
+	token  string           // sent as Authorization: Bearer unless a header overrides it
+}
+
+// adminSubject is the principal of a testAPI's requests by default.
+const adminSubject = "test-admin"
+
+// newVerifier is the production JWT verifier over iss's JWKS file.
+func newVerifier(t testing.TB, iss *authtest.Issuer) *auth.Verifier {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{
+		JWKSFile: iss.File(), Issuer: iss.Issuer, Audience: iss.Audience, Leeway: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// tokenFor is a valid token, from this API's issuer, for sub with the
+// space-separated scopes (e.g. "bank:read bank:write").
+func (a *testAPI) tokenFor(sub, scopes string) string {
+	a.t.Helper()
+	return a.iss.TokenFor(sub, scopes)
+}
+
+// asPrincipal returns a copy of a whose requests carry a token for sub with
+// the space-separated scopes.
+func (a *testAPI) asPrincipal(sub, scopes string) *testAPI {
+	a.t.Helper()
+	c := *a
+	c.token = a.tokenFor(sub, scopes)
+	return &c
 }
 
 // newTestAPI serves the production wiring over a new database; opts may change
@@ -47,7 +90,9 @@ func newTestAPI(t *testing.T, opts ...func(*httpapi.Deps)) *testAPI {
 	pool := pgtest.NewPool(t, url)
 	usd := domain.MustCurrency("USD")
 	events := store.NewEventStore(pool, store.Options{DefaultCurrency: usd, SnapshotEvery: 100})
-	a := &testAPI{t: t, dbURL: url, pool: pool, read: pool, events: events}
+	iss := authtest.New(t)
+	a := &testAPI{t: t, dbURL: url, pool: pool, read: pool, events: events, iss: iss}
+	a.token = a.tokenFor(adminSubject, "bank:admin")
 	a.serve(opts...)
 	return a
 }
@@ -56,7 +101,7 @@ func newTestAPI(t *testing.T, opts ...func(*httpapi.Deps)) *testAPI {
 // service (and so its own per-stream locks), router and server.
 func (a *testAPI) sibling(opts ...func(*httpapi.Deps)) *testAPI {
 	a.t.Helper()
-	b := &testAPI{t: a.t, dbURL: a.dbURL, pool: a.pool, read: a.read, events: a.events}
+	b := &testAPI{t: a.t, dbURL: a.dbURL, pool: a.pool, read: a.read, events: a.events, iss: a.iss, token: a.token}
 	b.serve(opts...)
 	return b
 }
@@ -76,7 +121,7 @@ func (a *testAPI) serve(opts ...func(*httpapi.Deps)) {
 		Metrics:  telemetry.Handler(reg),
 		HTTPObs:  telemetry.NewHTTPMetrics(reg),
 		Log:      zerolog.Nop(),
-		Auth:     testTokens{},
+		Auth:     newVerifier(a.t, a.iss),
 	}
 	for _, o := range opts {
 		o(&deps)
@@ -162,6 +207,9 @@ func (a *testAPI) try(method, path string, body any, header ...string) (response
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	if len(header)%2 != 0 {
 		return response{}, fmt.Errorf("odd header pairs %q", header)

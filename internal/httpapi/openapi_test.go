@@ -33,6 +33,9 @@ const specPath = "../../openapi.yaml"
 var problemStatus = map[string]int{
 	"malformed_request":      400,
 	"validation_failed":      400,
+	"unauthorized":           401,
+	"forbidden":              403,
+	"rate_limited":           429,
 	"body_too_large":         413,
 	"account_not_found":      404,
 	"not_found":              404,
@@ -299,6 +302,38 @@ func TestOpenAPIDocument(t *testing.T) {
 			checkOperation(t, key, op)
 		}
 	}
+	// DESIGN §6: every operation needs a bearer token but the operational
+	// ones, and says what a refused or limited caller gets.
+	if len(doc.Security) != 1 || doc.Security[0]["bearerAuth"] == nil {
+		t.Errorf("security = %v, want bearerAuth applied globally", doc.Security)
+	}
+	if ss := doc.Components.SecuritySchemes["bearerAuth"]; ss == nil || ss.Value.Type != "http" || ss.Value.Scheme != "bearer" || ss.Value.BearerFormat != "JWT" {
+		t.Errorf("components.securitySchemes.bearerAuth is not an http bearer JWT scheme")
+	}
+	open := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true}
+	for key, op := range gotOps {
+		if open[key] {
+			if op.Security == nil || len(*op.Security) != 0 {
+				t.Errorf("%s must declare security: [] (it needs no token)", key)
+			}
+			continue
+		}
+		if op.Security != nil {
+			t.Errorf("%s overrides the global security", key)
+		}
+		for status, component := range map[string]string{"401": "Unauthorized", "403": "Forbidden", "429": "TooManyRequests"} {
+			if r := op.Responses.Value(status); r == nil || r.Ref != "#/components/responses/"+component {
+				t.Errorf("%s does not list %s as the %s component", key, status, component)
+			}
+		}
+	}
+	if h := doc.Components.Responses["Unauthorized"].Value.Headers["WWW-Authenticate"]; h == nil || !h.Value.Required {
+		t.Error("the Unauthorized response does not document WWW-Authenticate as always sent")
+	}
+	if h := doc.Components.Responses["TooManyRequests"].Value.Headers["Retry-After"]; h == nil || !h.Value.Required {
+		t.Error("the TooManyRequests response does not document Retry-After as always sent")
+	}
+
 	for key, id := range wantOps {
 		op, ok := gotOps[key]
 		switch {
@@ -564,6 +599,12 @@ func TestResponseValidatorCatchesDrift(t *testing.T) {
 		{"405 without Allow", "GET", dep, "", 405, problemH(), problem(405, "method_not_allowed"), false},
 		{"405 Allow wrong", "GET", dep, "", 405, problemH("Allow", "DELETE"), problem(405, "method_not_allowed"), false},
 		{"404 for a documented method", "GET", dep, "", 404, problemH(), problem(404, "not_found"), false},
+		{"401", "POST", dep, `{"amount":"1.00"}`, 401, problemH("WWW-Authenticate", `Bearer realm="bank"`), problem(401, "unauthorized"), true},
+		{"401 without WWW-Authenticate", "POST", dep, `{"amount":"1.00"}`, 401, problemH(), problem(401, "unauthorized"), false},
+		{"401 with another code", "POST", dep, `{"amount":"1.00"}`, 401, problemH("WWW-Authenticate", `Bearer realm="bank"`), problem(401, "forbidden"), false},
+		{"429", "GET", "/accounts/" + id, "", 429, problemH("Retry-After", "3", "RateLimit-Limit", "2", "RateLimit-Remaining", "0", "RateLimit-Reset", "9"), problem(429, "rate_limited"), true},
+		{"429 without Retry-After", "GET", "/accounts/" + id, "", 429, problemH(), problem(429, "rate_limited"), false},
+		{"healthz has no 401", "GET", "/healthz", "", 401, problemH("WWW-Authenticate", `Bearer realm="bank"`), problem(401, "unauthorized"), false},
 		{"readyz down", "GET", "/readyz", "", 503, jsonH(), `{"status":"unavailable","reason":"db down"}`, true},
 		{"readyz bad status", "GET", "/readyz", "", 200, jsonH(), `{"status":"fine"}`, false},
 	} {

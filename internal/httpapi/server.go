@@ -48,6 +48,10 @@ type Deps struct {
 	// Auth verifies bearer tokens (DESIGN §6); auth.None{} is AUTH_MODE=none.
 	// Required: a router without it would serve nobody.
 	Auth auth.Authenticator
+	// RateLimit limits each principal's requests (RATE_LIMIT); zero is off.
+	RateLimit RateLimit
+	// RequestTimeout is every request's deadline (REQUEST_TIMEOUT); 0 is none.
+	RequestTimeout time.Duration
 }
 
 type handler struct {
@@ -65,7 +69,7 @@ func NewRouter(d Deps) http.Handler {
 		h.minVersionWait = defaultMinVersionWait
 	}
 	r := chi.NewRouter()
-	r.Use(withRequestID(d.Log), accessLog(d.HTTPObs), recoverer, limitBody)
+	r.Use(withRequestID(d.Log), accessLog(d.HTTPObs), recoverer, limitBody, withTimeout(d.RequestTimeout))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
 	})
@@ -74,7 +78,7 @@ func NewRouter(d Deps) http.Handler {
 	// Every route but the operational ones needs a token; each group names
 	// the scope its routes need (DESIGN §6).
 	r.Group(func(r chi.Router) {
-		r.Use(authenticate(d.Auth))
+		r.Use(authenticate(d.Auth), rateLimit(d.RateLimit))
 		r.With(requireScope(auth.ScopeWrite)).Group(func(r chi.Router) {
 			r.Post("/accounts", h.openAccount)
 			r.Post("/accounts/{id}/deposit", h.deposit)

@@ -5,7 +5,9 @@
 // Unless DATABASE_URL is set, it first starts a private PostgreSQL server whose data
 // persists in .data/postgres under the working directory (port DEV_PG_PORT, default
 // 54329), creates the database "bank" there and points DATABASE_URL at it. It then runs
-// each given binary that exists, with the inherited environment and output. Ctrl-C or
+// each given binary that exists, with the inherited environment and output; unless
+// AUTH_MODE is set, with local development auth (AUTH_MODE=jwt over the key and JWKS
+// file that internal/devauth keeps in .data/auth, which `make token` signs with). Ctrl-C or
 // SIGTERM stops the binaries (SIGTERM, then SIGKILL after 20 s) and then the database.
 // If a binary exits on its own, devrun stops everything and exits non-zero.
 package main
@@ -27,6 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/evbank/bank/internal/devauth"
 	"github.com/evbank/bank/internal/pgserver"
 )
 
@@ -99,6 +102,12 @@ func run(paths []string) int {
 		return true
 	}
 
+	if err := setupAuth(); err != nil {
+		log.Print(err)
+		stopDatabase()
+		return 1
+	}
+
 	exited := make(chan *child, len(present))
 	var children []*child
 	for _, p := range present {
@@ -140,6 +149,37 @@ func run(paths []string) int {
 		code = 1
 	}
 	return code
+}
+
+// setupAuth gives the api local development's token check (DESIGN §6): a
+// signing key and JWKS file under .data/auth, which `make token` signs with.
+// A developer who set AUTH_MODE chose for themselves and is left alone.
+func setupAuth() error {
+	if os.Getenv("AUTH_MODE") != "" {
+		log.Printf("using AUTH_MODE=%s from the environment", os.Getenv("AUTH_MODE"))
+		return nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	_, files, err := devauth.Ensure(filepath.Join(wd, ".data"))
+	if err != nil {
+		return fmt.Errorf("development signing key: %w", err)
+	}
+	for k, v := range map[string]string{
+		"AUTH_MODE":      "jwt",
+		"AUTH_JWKS_FILE": files.JWKS,
+		"AUTH_JWKS_URL":  "",
+		"AUTH_ISSUER":    devauth.Issuer,
+		"AUTH_AUDIENCE":  devauth.Audience,
+	} {
+		if err := os.Setenv(k, v); err != nil {
+			return err
+		}
+	}
+	log.Printf("bearer tokens required: `make token` prints one (SUB=alice SCOPE=\"bank:read bank:write\"; key %s)", files.Key)
+	return nil
 }
 
 // startDatabase starts the persistent development server, giving up if a signal

@@ -1,0 +1,205 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"golang.org/x/time/rate"
+)
+
+// keySource is where the verification keys come from.
+type keySource interface {
+	// lookup returns the keys a token names: the one with kid, or all of them
+	// when the token names none. An unknown kid may reload the set first.
+	lookup(ctx context.Context, kid string) ([]jwkset.JWK, error)
+	// current reports, without any network round trip, whether kid is still
+	// in the set (a cached token whose key was withdrawn is verified again).
+	current(kid string) bool
+}
+
+// urlKeys is a JWKS served over HTTP, kept by jwkset: fetched at start,
+// refreshed in the background, and refreshed on an unknown kid through a
+// rate limiter.
+type urlKeys struct {
+	mem    *jwkset.MemoryJWKSet // the last fetched set
+	client jwkset.Storage       // mem plus the refresh on unknown kid
+}
+
+func newURLKeys(ctx context.Context, cfg VerifierConfig) (*urlKeys, error) {
+	every := cfg.RefreshEvery
+	if every <= 0 {
+		every = 10 * time.Minute
+	}
+	unknownEvery := cfg.UnknownKIDEvery
+	if unknownEvery <= 0 {
+		unknownEvery = 30 * time.Second
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	onErr := func(context.Context, error) {}
+	if cfg.OnRefreshError != nil {
+		onErr = func(_ context.Context, err error) { cfg.OnRefreshError(err) }
+	}
+	// The refresh goroutine lives as long as ctx; a failed start must not
+	// leave it behind.
+	rctx, cancel := context.WithCancel(ctx)
+	mem := jwkset.NewMemoryStorage()
+	st, err := jwkset.NewStorageFromHTTP(cfg.JWKSURL, jwkset.HTTPClientStorageOptions{
+		Client:              hc,
+		Ctx:                 rctx,
+		HTTPTimeout:         10 * time.Second,
+		RefreshInterval:     every,
+		RefreshErrorHandler: onErr,
+		Storage:             mem,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("AUTH_JWKS_URL: %w", err)
+	}
+	context.AfterFunc(ctx, cancel)
+	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs: map[string]jwkset.Storage{cfg.JWKSURL: st},
+		// One token: the first unknown kid refreshes at once, the next ones
+		// within the interval are refused straight away (Wait fails fast
+		// when the next token lies beyond this bound), so a stream of
+		// made-up kids neither hammers the identity provider nor holds
+		// requests.
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(unknownEvery), 1),
+		RateLimitWaitMax:  5 * time.Second,
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("AUTH_JWKS_URL: %w", err)
+	}
+	return &urlKeys{mem: mem, client: client}, nil
+}
+
+func (u *urlKeys) lookup(ctx context.Context, kid string) ([]jwkset.JWK, error) {
+	if kid == "" {
+		return u.mem.KeyReadAll(ctx)
+	}
+	j, err := u.client.KeyRead(ctx, kid)
+	if err != nil {
+		return nil, err
+	}
+	return []jwkset.JWK{j}, nil
+}
+
+func (u *urlKeys) current(kid string) bool {
+	if kid == "" {
+		return true
+	}
+	_, err := u.mem.KeyRead(context.Background(), kid)
+	return err == nil
+}
+
+// fileKeys is a JWKS file, read again when its modification time or size
+// changes. A file that does not parse (caught mid-write, say) keeps the keys
+// read before; only the first read must succeed.
+type fileKeys struct {
+	path  string
+	onErr func(error)
+
+	mu   sync.RWMutex
+	mod  time.Time // of the version in set
+	size int64
+	set  []jwkset.JWK
+	// The version that failed to parse, so that a broken file is read and
+	// reported once, not on every request.
+	badMod  time.Time
+	badSize int64
+}
+
+func newFileKeys(path string, onErr func(error)) (*fileKeys, error) {
+	f := &fileKeys{path: path, onErr: onErr}
+	if err := f.reload(); err != nil {
+		return nil, fmt.Errorf("AUTH_JWKS_FILE: %w", err)
+	}
+	return f, nil
+}
+
+// reload reads the file again if it changed since the last read.
+func (f *fileKeys) reload() error {
+	fi, err := os.Stat(f.path)
+	if err != nil {
+		return err
+	}
+	mod, size := fi.ModTime(), fi.Size()
+	f.mu.RLock()
+	same := (mod.Equal(f.mod) && size == f.size && f.set != nil) || (mod.Equal(f.badMod) && size == f.badSize)
+	f.mu.RUnlock()
+	if same {
+		return nil
+	}
+	data, err := os.ReadFile(f.path)
+	if err == nil {
+		var set []jwkset.JWK
+		if set, err = parseJWKS(data); err == nil {
+			f.mu.Lock()
+			f.mod, f.size, f.set = mod, size, set
+			f.mu.Unlock()
+			return nil
+		}
+	}
+	f.mu.Lock()
+	f.badMod, f.badSize = mod, size
+	f.mu.Unlock()
+	return fmt.Errorf("%s: %w", f.path, err)
+}
+
+func (f *fileKeys) keys() []jwkset.JWK {
+	if err := f.reload(); err != nil && f.onErr != nil {
+		f.onErr(err) // the last good set stands
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.set
+}
+
+func (f *fileKeys) lookup(_ context.Context, kid string) ([]jwkset.JWK, error) {
+	set := f.keys()
+	if kid == "" {
+		return set, nil
+	}
+	for _, j := range set {
+		if j.Marshal().KID == kid {
+			return []jwkset.JWK{j}, nil
+		}
+	}
+	return nil, jwkset.ErrKeyNotFound
+}
+
+func (f *fileKeys) current(kid string) bool {
+	_, err := f.lookup(context.Background(), kid)
+	return err == nil
+}
+
+// parseJWKS reads a JWK Set; keys of a kind jwkset does not support are
+// skipped (a set may hold keys for other uses), any other fault is an error.
+func parseJWKS(data []byte) ([]jwkset.JWK, error) {
+	var m jwkset.JWKSMarshal
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("not a JWK Set: %w", err)
+	}
+	set := make([]jwkset.JWK, 0, len(m.Keys))
+	for _, k := range m.Keys {
+		j, err := jwkset.NewJWKFromMarshal(k, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+		switch {
+		case errors.Is(err, jwkset.ErrUnsupportedKey):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("key %q: %w", k.KID, err)
+		}
+		set = append(set, j)
+	}
+	return set, nil
+}

@@ -38,10 +38,13 @@ func (e AccountStatus) Valid() bool {
 
 // Defines values for EventType.
 const (
-	EventTypeAccountClosed  EventType = "AccountClosed"
-	EventTypeAccountOpened  EventType = "AccountOpened"
-	EventTypeMoneyDeposited EventType = "MoneyDeposited"
-	EventTypeMoneyWithdrawn EventType = "MoneyWithdrawn"
+	EventTypeAccountClosed    EventType = "AccountClosed"
+	EventTypeAccountOpened    EventType = "AccountOpened"
+	EventTypeMoneyDeposited   EventType = "MoneyDeposited"
+	EventTypeMoneyWithdrawn   EventType = "MoneyWithdrawn"
+	EventTypeTransferReceived EventType = "TransferReceived"
+	EventTypeTransferReturned EventType = "TransferReturned"
+	EventTypeTransferSent     EventType = "TransferSent"
 )
 
 // Valid indicates whether the value is a known member of the EventType enum.
@@ -54,6 +57,12 @@ func (e EventType) Valid() bool {
 	case EventTypeMoneyDeposited:
 		return true
 	case EventTypeMoneyWithdrawn:
+		return true
+	case EventTypeTransferReceived:
+		return true
+	case EventTypeTransferReturned:
+		return true
+	case EventTypeTransferSent:
 		return true
 	default:
 		return false
@@ -85,6 +94,8 @@ const (
 	ProblemCodeBodyTooLarge         ProblemCode = "body_too_large"
 	ProblemCodeConcurrencyConflict  ProblemCode = "concurrency_conflict"
 	ProblemCodeCurrencyMismatch     ProblemCode = "currency_mismatch"
+	ProblemCodeDestinationClosed    ProblemCode = "destination_closed"
+	ProblemCodeDestinationNotFound  ProblemCode = "destination_not_found"
 	ProblemCodeForbidden            ProblemCode = "forbidden"
 	ProblemCodeIdempotencyKeyReused ProblemCode = "idempotency_key_reused"
 	ProblemCodeInsufficientFunds    ProblemCode = "insufficient_funds"
@@ -95,6 +106,8 @@ const (
 	ProblemCodeProjectionLagging    ProblemCode = "projection_lagging"
 	ProblemCodeRateLimited          ProblemCode = "rate_limited"
 	ProblemCodeTimeout              ProblemCode = "timeout"
+	ProblemCodeTransferExists       ProblemCode = "transfer_exists"
+	ProblemCodeTransferNotFound     ProblemCode = "transfer_not_found"
 	ProblemCodeUnauthorized         ProblemCode = "unauthorized"
 	ProblemCodeValidationFailed     ProblemCode = "validation_failed"
 	ProblemCodeVersionConflict      ProblemCode = "version_conflict"
@@ -119,6 +132,10 @@ func (e ProblemCode) Valid() bool {
 		return true
 	case ProblemCodeCurrencyMismatch:
 		return true
+	case ProblemCodeDestinationClosed:
+		return true
+	case ProblemCodeDestinationNotFound:
+		return true
 	case ProblemCodeForbidden:
 		return true
 	case ProblemCodeIdempotencyKeyReused:
@@ -138,6 +155,10 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeRateLimited:
 		return true
 	case ProblemCodeTimeout:
+		return true
+	case ProblemCodeTransferExists:
+		return true
+	case ProblemCodeTransferNotFound:
 		return true
 	case ProblemCodeUnauthorized:
 		return true
@@ -180,6 +201,27 @@ func (e TransactionType) Valid() bool {
 	case TransactionTypeDeposit:
 		return true
 	case TransactionTypeWithdrawal:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TransferStatus.
+const (
+	TransferStatusCompleted TransferStatus = "completed"
+	TransferStatusPending   TransferStatus = "pending"
+	TransferStatusReturned  TransferStatus = "returned"
+)
+
+// Valid indicates whether the value is a known member of the TransferStatus enum.
+func (e TransferStatus) Valid() bool {
+	switch e {
+	case TransferStatusCompleted:
+		return true
+	case TransferStatusPending:
+		return true
+	case TransferStatusReturned:
 		return true
 	default:
 		return false
@@ -267,8 +309,9 @@ type Amount = string
 // AuditEvent defines model for AuditEvent.
 type AuditEvent struct {
 	// Data The event's data in the current (schema version 2) shape, whatever version is
-	// stored: `AccountOpenedData`, `MoneyDepositedData`, `MoneyWithdrawnData` or
-	// `AccountClosedData` according to the event's `type`.
+	// stored: `AccountOpenedData`, `MoneyDepositedData`, `MoneyWithdrawnData`,
+	// `AccountClosedData`, `TransferSentData`, `TransferReceivedData` or
+	// `TransferReturnedData` according to the event's `type`.
 	Data EventData `json:"data"`
 
 	// Metadata What was recorded with the event; legacy events may carry other fields.
@@ -359,16 +402,20 @@ type DailySummaryList struct {
 }
 
 // EventData The event's data in the current (schema version 2) shape, whatever version is
-// stored: `AccountOpenedData`, `MoneyDepositedData`, `MoneyWithdrawnData` or
-// `AccountClosedData` according to the event's `type`.
+// stored: `AccountOpenedData`, `MoneyDepositedData`, `MoneyWithdrawnData`,
+// `AccountClosedData`, `TransferSentData`, `TransferReceivedData` or
+// `TransferReturnedData` according to the event's `type`.
 type EventData map[string]interface{}
 
 // EventMetadata What was recorded with the event; legacy events may carry other fields.
 type EventMetadata struct {
 	// CausationId The id of the request that caused the event.
-	CausationId          *string                `json:"causation_id,omitempty"`
-	CorrelationId        *string                `json:"correlation_id,omitempty"`
-	IdempotencyKey       *string                `json:"idempotency_key,omitempty"`
+	CausationId    *string `json:"causation_id,omitempty"`
+	CorrelationId  *string `json:"correlation_id,omitempty"`
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Principal The token's `sub` of the request that caused the event.
+	Principal            *string                `json:"principal,omitempty"`
 	AdditionalProperties map[string]interface{} `json:"-"`
 }
 
@@ -444,11 +491,13 @@ type OwnerId = string
 // Problem An RFC 9457 problem detail with the service's stable code.
 type Problem struct {
 	// Code The stable code of a problem. By status: 400 `malformed_request`,
-	// `validation_failed`; 401 `unauthorized`; 403 `forbidden`; 404 `account_not_found`, `not_found`; 405
-	// `method_not_allowed`; 409 `account_exists`, `concurrency_conflict`; 412
+	// `validation_failed`; 401 `unauthorized`; 403 `forbidden`; 404 `account_not_found`,
+	// `transfer_not_found`, `not_found`; 405 `method_not_allowed`; 409
+	// `account_exists`, `transfer_exists`, `concurrency_conflict`; 412
 	// `version_conflict`; 413 `body_too_large`; 422 `insufficient_funds`,
 	// `account_closed`, `balance_not_zero`, `idempotency_key_reused`,
-	// `balance_limit_exceeded`, `currency_mismatch`; 429 `rate_limited`; 503 `projection_lagging`,
+	// `balance_limit_exceeded`, `currency_mismatch`, `destination_not_found`,
+	// `destination_closed`; 429 `rate_limited`; 503 `projection_lagging`,
 	// `timeout`; 500 `internal_error`.
 	Code   ProblemCode `json:"code"`
 	Detail string      `json:"detail"`
@@ -465,11 +514,13 @@ type Problem struct {
 }
 
 // ProblemCode The stable code of a problem. By status: 400 `malformed_request`,
-// `validation_failed`; 401 `unauthorized`; 403 `forbidden`; 404 `account_not_found`, `not_found`; 405
-// `method_not_allowed`; 409 `account_exists`, `concurrency_conflict`; 412
+// `validation_failed`; 401 `unauthorized`; 403 `forbidden`; 404 `account_not_found`,
+// `transfer_not_found`, `not_found`; 405 `method_not_allowed`; 409
+// `account_exists`, `transfer_exists`, `concurrency_conflict`; 412
 // `version_conflict`; 413 `body_too_large`; 422 `insufficient_funds`,
 // `account_closed`, `balance_not_zero`, `idempotency_key_reused`,
-// `balance_limit_exceeded`, `currency_mismatch`; 429 `rate_limited`; 503 `projection_lagging`,
+// `balance_limit_exceeded`, `currency_mismatch`, `destination_not_found`,
+// `destination_closed`; 429 `rate_limited`; 503 `projection_lagging`,
 // `timeout`; 500 `internal_error`.
 type ProblemCode string
 
@@ -533,6 +584,64 @@ type TransactionPage struct {
 // TransactionType defines model for TransactionType.
 type TransactionType string
 
+// Transfer defines model for Transfer.
+type Transfer struct {
+	// Amount A non-negative decimal amount in the account's currency, with at most (in
+	// requests) or exactly (in responses) the currency's minor digits, at most 10^15
+	// minor units.
+	//
+	//
+	// Example: 125.50
+	Amount Amount `json:"amount"`
+
+	// CompletedAt When it became completed or returned; null while pending.
+	CompletedAt *time.Time `json:"completed_at"`
+	CreatedAt   time.Time  `json:"created_at"`
+
+	// Currency An upper-case ISO 4217 code that has minor units (not XXX, XAU...).
+	//
+	// Example: USD
+	Currency    CurrencyCode `json:"currency"`
+	Description string       `json:"description"`
+
+	// FromAccountId Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
+	FromAccountId Uuid `json:"from_account_id"`
+
+	// Id Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
+	Id Uuid `json:"id"`
+
+	// Reason Why the destination refused the money; null unless returned.
+	Reason *string        `json:"reason"`
+	Status TransferStatus `json:"status"`
+
+	// ToAccountId Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
+	ToAccountId Uuid `json:"to_account_id"`
+}
+
+// TransferRequest defines model for TransferRequest.
+type TransferRequest struct {
+	// Amount A non-negative decimal amount in the account's currency, with at most (in
+	// requests) or exactly (in responses) the currency's minor digits, at most 10^15
+	// minor units.
+	//
+	//
+	// Example: 125.50
+	Amount      Amount  `json:"amount"`
+	Description *string `json:"description,omitempty"`
+
+	// FromAccountId Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
+	FromAccountId Uuid `json:"from_account_id"`
+
+	// Id Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
+	Id *Uuid `json:"id,omitempty"`
+
+	// ToAccountId Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
+	ToAccountId Uuid `json:"to_account_id"`
+}
+
+// TransferStatus defines model for TransferStatus.
+type TransferStatus string
+
 // Uuid Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
 type Uuid = openapi_types.UUID
 
@@ -586,6 +695,9 @@ type ProjectionLagging = Problem
 
 // TooManyRequests An RFC 9457 problem detail with the service's stable code.
 type TooManyRequests = Problem
+
+// TransferNotFound An RFC 9457 problem detail with the service's stable code.
+type TransferNotFound = Problem
 
 // Unauthorized An RFC 9457 problem detail with the service's stable code.
 type Unauthorized = Problem
@@ -788,6 +900,28 @@ type GetSummaryParams struct {
 	XRequestID *XRequestID `json:"X-Request-ID,omitempty"`
 }
 
+// CreateTransferParams defines parameters for CreateTransfer.
+type CreateTransferParams struct {
+	// IdempotencyKey 1-255 printable ASCII characters; empty or anything else is 400
+	// `validation_failed`. Scoped to method and path. See the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+
+	// XRequestID The request's id, echoed in the response. Up to 128 of `[A-Za-z0-9._:-]`;
+	// anything else (or none) is replaced by a generated id.
+	XRequestID *XRequestID `json:"X-Request-ID,omitempty"`
+
+	// XCorrelationID Recorded as the events' `correlation_id` when it is up to 128 of
+	// `[A-Za-z0-9._:-]`; otherwise the request id is.
+	XCorrelationID *XCorrelationID `json:"X-Correlation-ID,omitempty"`
+}
+
+// GetTransferParams defines parameters for GetTransfer.
+type GetTransferParams struct {
+	// XRequestID The request's id, echoed in the response. Up to 128 of `[A-Za-z0-9._:-]`;
+	// anything else (or none) is replaced by a generated id.
+	XRequestID *XRequestID `json:"X-Request-ID,omitempty"`
+}
+
 // OpenAccountJSONRequestBody defines body for OpenAccount for application/json ContentType.
 type OpenAccountJSONRequestBody = OpenAccountRequest
 
@@ -799,6 +933,9 @@ type DepositMoneyJSONRequestBody = MoneyRequest
 
 // WithdrawMoneyJSONRequestBody defines body for WithdrawMoney for application/json ContentType.
 type WithdrawMoneyJSONRequestBody = MoneyRequest
+
+// CreateTransferJSONRequestBody defines body for CreateTransfer for application/json ContentType.
+type CreateTransferJSONRequestBody = TransferRequest
 
 // Getter for additional properties for EventMetadata. Returns the specified
 // element and whether it was found
@@ -849,6 +986,14 @@ func (a *EventMetadata) UnmarshalJSON(b []byte) error {
 		delete(object, "idempotency_key")
 	}
 
+	if raw, found := object["principal"]; found {
+		err = json.Unmarshal(raw, &a.Principal)
+		if err != nil {
+			return fmt.Errorf("error reading 'principal': %w", err)
+		}
+		delete(object, "principal")
+	}
+
 	if len(object) != 0 {
 		a.AdditionalProperties = make(map[string]interface{})
 		for fieldName, fieldBuf := range object {
@@ -886,6 +1031,13 @@ func (a EventMetadata) MarshalJSON() ([]byte, error) {
 		object["idempotency_key"], err = json.Marshal(a.IdempotencyKey)
 		if err != nil {
 			return nil, fmt.Errorf("error marshaling 'idempotency_key': %w", err)
+		}
+	}
+
+	if a.Principal != nil {
+		object["principal"], err = json.Marshal(a.Principal)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'principal': %w", err)
 		}
 	}
 
@@ -1133,6 +1285,55 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /summary (the `GetSummary` operationId).
 	GetSummary(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTransferWithBody Move money to another account
+	//
+	// Moves `amount` from `from_account_id` (the caller's account) to
+	// `to_account_id` (anyone's: its id is the payee's account number) of the
+	// same currency, as a saga of single-account steps run within the request:
+	// the answer is usually `completed`, or `returned` when the destination
+	// refused the money (closed meanwhile, or over the balance limit). The
+	// checks, in order, before anything changes: the source (404
+	// `account_not_found` unless it is the caller's; 422 `account_closed`), the
+	// body's fields (400), the destination (422 `destination_not_found`,
+	// `destination_closed`; 400 for the source itself; 422 `currency_mismatch`),
+	// then the funds (422 `insufficient_funds`). `id` lets the client choose
+	// the transfer's UUID; a used id is 409 `transfer_exists` whatever the body
+	// (read it with GET /transfers/{id}).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /transfers (the `CreateTransfer` operationId).
+	CreateTransferWithBody(ctx context.Context, params *CreateTransferParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateTransfer Move money to another account
+	//
+	// Moves `amount` from `from_account_id` (the caller's account) to
+	// `to_account_id` (anyone's: its id is the payee's account number) of the
+	// same currency, as a saga of single-account steps run within the request:
+	// the answer is usually `completed`, or `returned` when the destination
+	// refused the money (closed meanwhile, or over the balance limit). The
+	// checks, in order, before anything changes: the source (404
+	// `account_not_found` unless it is the caller's; 422 `account_closed`), the
+	// body's fields (400), the destination (422 `destination_not_found`,
+	// `destination_closed`; 400 for the source itself; 422 `currency_mismatch`),
+	// then the funds (422 `insufficient_funds`). `id` lets the client choose
+	// the transfer's UUID; a used id is 409 `transfer_exists` whatever the body
+	// (read it with GET /transfers/{id}).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /transfers (the `CreateTransfer` operationId).
+	CreateTransfer(ctx context.Context, params *CreateTransferParams, body CreateTransferJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetTransfer Get a transfer
+	//
+	// The transfer as it now stands, read from the write side, so right after
+	// the 201 it shows at least that status. Visible to the owners of both
+	// accounts and to admins; for anyone else it is 404 `transfer_not_found`.
+	//
+	// Corresponds with GET /transfers/{id} (the `GetTransfer` operationId).
+	GetTransfer(ctx context.Context, id Uuid, params *GetTransferParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListAccounts List accounts
@@ -1457,6 +1658,85 @@ func (c *Client) GetReadiness(ctx context.Context, params *GetReadinessParams, r
 // Corresponds with GET /summary (the `GetSummary` operationId).
 func (c *Client) GetSummary(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetSummaryRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTransferWithBody Move money to another account
+//
+// Moves `amount` from `from_account_id` (the caller's account) to
+// `to_account_id` (anyone's: its id is the payee's account number) of the
+// same currency, as a saga of single-account steps run within the request:
+// the answer is usually `completed`, or `returned` when the destination
+// refused the money (closed meanwhile, or over the balance limit). The
+// checks, in order, before anything changes: the source (404
+// `account_not_found` unless it is the caller's; 422 `account_closed`), the
+// body's fields (400), the destination (422 `destination_not_found`,
+// `destination_closed`; 400 for the source itself; 422 `currency_mismatch`),
+// then the funds (422 `insufficient_funds`). `id` lets the client choose
+// the transfer's UUID; a used id is 409 `transfer_exists` whatever the body
+// (read it with GET /transfers/{id}).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /transfers (the `CreateTransfer` operationId).
+func (c *Client) CreateTransferWithBody(ctx context.Context, params *CreateTransferParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTransferRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateTransfer Move money to another account
+//
+// Moves `amount` from `from_account_id` (the caller's account) to
+// `to_account_id` (anyone's: its id is the payee's account number) of the
+// same currency, as a saga of single-account steps run within the request:
+// the answer is usually `completed`, or `returned` when the destination
+// refused the money (closed meanwhile, or over the balance limit). The
+// checks, in order, before anything changes: the source (404
+// `account_not_found` unless it is the caller's; 422 `account_closed`), the
+// body's fields (400), the destination (422 `destination_not_found`,
+// `destination_closed`; 400 for the source itself; 422 `currency_mismatch`),
+// then the funds (422 `insufficient_funds`). `id` lets the client choose
+// the transfer's UUID; a used id is 409 `transfer_exists` whatever the body
+// (read it with GET /transfers/{id}).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /transfers (the `CreateTransfer` operationId).
+func (c *Client) CreateTransfer(ctx context.Context, params *CreateTransferParams, body CreateTransferJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateTransferRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetTransfer Get a transfer
+//
+// The transfer as it now stands, read from the write side, so right after
+// the 201 it shows at least that status. Visible to the owners of both
+// accounts and to admins; for anyone else it is 404 `transfer_not_found`.
+//
+// Corresponds with GET /transfers/{id} (the `GetTransfer` operationId).
+func (c *Client) GetTransfer(ctx context.Context, id Uuid, params *GetTransferParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetTransferRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2478,6 +2758,132 @@ func NewGetSummaryRequest(server string, params *GetSummaryParams) (*http.Reques
 	return req, nil
 }
 
+// NewCreateTransferRequest calls the generic CreateTransfer builder with application/json body
+func NewCreateTransferRequest(server string, params *CreateTransferParams, body CreateTransferJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateTransferRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewCreateTransferRequestWithBody constructs an http.Request for the CreateTransfer method, with any body, and a specified content type
+func NewCreateTransferRequestWithBody(server string, params *CreateTransferParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/transfers")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+		if params.XRequestID != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "X-Request-ID", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-ID", headerParam1)
+		}
+
+		if params.XCorrelationID != nil {
+			var headerParam2 string
+
+			headerParam2, err = runtime.StyleParamWithOptions("simple", false, "X-Correlation-ID", *params.XCorrelationID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Correlation-ID", headerParam2)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetTransferRequest constructs an http.Request for the GetTransfer method
+func NewGetTransferRequest(server string, id Uuid, params *GetTransferParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/transfers/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-ID", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -2701,6 +3107,57 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /summary (the `GetSummary` operationId).
 	GetSummaryWithResponse(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*GetSummaryResponse, error)
+
+	// CreateTransferWithBodyWithResponse Move money to another account
+	//
+	// Moves `amount` from `from_account_id` (the caller's account) to
+	// `to_account_id` (anyone's: its id is the payee's account number) of the
+	// same currency, as a saga of single-account steps run within the request:
+	// the answer is usually `completed`, or `returned` when the destination
+	// refused the money (closed meanwhile, or over the balance limit). The
+	// checks, in order, before anything changes: the source (404
+	// `account_not_found` unless it is the caller's; 422 `account_closed`), the
+	// body's fields (400), the destination (422 `destination_not_found`,
+	// `destination_closed`; 400 for the source itself; 422 `currency_mismatch`),
+	// then the funds (422 `insufficient_funds`). `id` lets the client choose
+	// the transfer's UUID; a used id is 409 `transfer_exists` whatever the body
+	// (read it with GET /transfers/{id}).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /transfers (the `CreateTransfer` operationId).
+	CreateTransferWithBodyWithResponse(ctx context.Context, params *CreateTransferParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransferResponse, error)
+
+	// CreateTransferWithResponse Move money to another account
+	//
+	// Moves `amount` from `from_account_id` (the caller's account) to
+	// `to_account_id` (anyone's: its id is the payee's account number) of the
+	// same currency, as a saga of single-account steps run within the request:
+	// the answer is usually `completed`, or `returned` when the destination
+	// refused the money (closed meanwhile, or over the balance limit). The
+	// checks, in order, before anything changes: the source (404
+	// `account_not_found` unless it is the caller's; 422 `account_closed`), the
+	// body's fields (400), the destination (422 `destination_not_found`,
+	// `destination_closed`; 400 for the source itself; 422 `currency_mismatch`),
+	// then the funds (422 `insufficient_funds`). `id` lets the client choose
+	// the transfer's UUID; a used id is 409 `transfer_exists` whatever the body
+	// (read it with GET /transfers/{id}).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /transfers (the `CreateTransfer` operationId).
+	CreateTransferWithResponse(ctx context.Context, params *CreateTransferParams, body CreateTransferJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransferResponse, error)
+
+	// GetTransferWithResponse Get a transfer
+	//
+	// The transfer as it now stands, read from the write side, so right after
+	// the 201 it shows at least that status. Visible to the owners of both
+	// accounts and to admins; for anyone else it is 404 `transfer_not_found`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /transfers/{id} (the `GetTransfer` operationId).
+	GetTransferWithResponse(ctx context.Context, id Uuid, params *GetTransferParams, reqEditors ...RequestEditorFn) (*GetTransferResponse, error)
 }
 
 // ListAccountsResponse200Headers the declared response headers of an HTTP 200 response for ListAccounts
@@ -4535,6 +4992,336 @@ func (r GetSummaryResponse) ContentType() string {
 	return ""
 }
 
+// CreateTransferResponse201Headers the declared response headers of an HTTP 201 response for CreateTransfer
+type CreateTransferResponse201Headers struct {
+	IdempotentReplayed *string
+	Location           string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         string
+}
+
+// CreateTransferResponse400Headers the declared response headers of an HTTP 400 response for CreateTransfer
+type CreateTransferResponse400Headers struct {
+	XRequestID string
+}
+
+// CreateTransferResponse401Headers the declared response headers of an HTTP 401 response for CreateTransfer
+type CreateTransferResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      string
+}
+
+// CreateTransferResponse403Headers the declared response headers of an HTTP 403 response for CreateTransfer
+type CreateTransferResponse403Headers struct {
+	WWWAuthenticate *string
+	XRequestID      string
+}
+
+// CreateTransferResponse404Headers the declared response headers of an HTTP 404 response for CreateTransfer
+type CreateTransferResponse404Headers struct {
+	XRequestID string
+}
+
+// CreateTransferResponse409Headers the declared response headers of an HTTP 409 response for CreateTransfer
+type CreateTransferResponse409Headers struct {
+	RetryAfter *int
+	XRequestID string
+}
+
+// CreateTransferResponse413Headers the declared response headers of an HTTP 413 response for CreateTransfer
+type CreateTransferResponse413Headers struct {
+	XRequestID string
+}
+
+// CreateTransferResponse422Headers the declared response headers of an HTTP 422 response for CreateTransfer
+type CreateTransferResponse422Headers struct {
+	IdempotentReplayed *string
+	XRequestID         string
+}
+
+// CreateTransferResponse429Headers the declared response headers of an HTTP 429 response for CreateTransfer
+type CreateTransferResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestID         string
+}
+
+// CreateTransferResponseDefaultHeaders the declared response headers of an HTTP default response for CreateTransfer
+type CreateTransferResponseDefaultHeaders struct {
+	RetryAfter *int
+	XRequestID string
+}
+
+type CreateTransferResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Transfer
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AccountNotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *BodyTooLarge
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *Unprocessable
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *InternalError
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateTransferResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateTransferResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateTransferResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateTransferResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CreateTransferResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateTransferResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateTransferResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateTransferResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateTransferResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *CreateTransferResponseDefaultHeaders
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateTransferResponse) GetJSON201() *Transfer {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSON404() *AccountNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSON413() *BodyTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSON422() *Unprocessable {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r CreateTransferResponse) GetApplicationproblemJSONDefault() *InternalError {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateTransferResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateTransferResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateTransferResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateTransferResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetTransferResponse200Headers the declared response headers of an HTTP 200 response for GetTransfer
+type GetTransferResponse200Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         string
+}
+
+// GetTransferResponse400Headers the declared response headers of an HTTP 400 response for GetTransfer
+type GetTransferResponse400Headers struct {
+	XRequestID string
+}
+
+// GetTransferResponse401Headers the declared response headers of an HTTP 401 response for GetTransfer
+type GetTransferResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      string
+}
+
+// GetTransferResponse403Headers the declared response headers of an HTTP 403 response for GetTransfer
+type GetTransferResponse403Headers struct {
+	WWWAuthenticate *string
+	XRequestID      string
+}
+
+// GetTransferResponse404Headers the declared response headers of an HTTP 404 response for GetTransfer
+type GetTransferResponse404Headers struct {
+	XRequestID string
+}
+
+// GetTransferResponse429Headers the declared response headers of an HTTP 429 response for GetTransfer
+type GetTransferResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestID         string
+}
+
+// GetTransferResponseDefaultHeaders the declared response headers of an HTTP default response for GetTransfer
+type GetTransferResponseDefaultHeaders struct {
+	RetryAfter *int
+	XRequestID string
+}
+
+type GetTransferResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Transfer
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *TransferNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetTransferResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetTransferResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetTransferResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetTransferResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetTransferResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetTransferResponse429Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *GetTransferResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetTransferResponse) GetJSON200() *Transfer {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetTransferResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetTransferResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetTransferResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetTransferResponse) GetApplicationproblemJSON404() *TransferNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r GetTransferResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetTransferResponse) GetApplicationproblemJSONDefault() *InternalError {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetTransferResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetTransferResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetTransferResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetTransferResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListAccountsWithResponse List accounts
 //
 // All accounts, or those of one owner and/or status, paginated.
@@ -4815,6 +5602,75 @@ func (c *ClientWithResponses) GetSummaryWithResponse(ctx context.Context, params
 		return nil, err
 	}
 	return ParseGetSummaryResponse(rsp)
+}
+
+// CreateTransferWithBodyWithResponse Move money to another account
+//
+// Moves `amount` from `from_account_id` (the caller's account) to
+// `to_account_id` (anyone's: its id is the payee's account number) of the
+// same currency, as a saga of single-account steps run within the request:
+// the answer is usually `completed`, or `returned` when the destination
+// refused the money (closed meanwhile, or over the balance limit). The
+// checks, in order, before anything changes: the source (404
+// `account_not_found` unless it is the caller's; 422 `account_closed`), the
+// body's fields (400), the destination (422 `destination_not_found`,
+// `destination_closed`; 400 for the source itself; 422 `currency_mismatch`),
+// then the funds (422 `insufficient_funds`). `id` lets the client choose
+// the transfer's UUID; a used id is 409 `transfer_exists` whatever the body
+// (read it with GET /transfers/{id}).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /transfers (the `CreateTransfer` operationId).
+func (c *ClientWithResponses) CreateTransferWithBodyWithResponse(ctx context.Context, params *CreateTransferParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateTransferResponse, error) {
+	rsp, err := c.CreateTransferWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTransferResponse(rsp)
+}
+
+// CreateTransferWithResponse Move money to another account
+//
+// Moves `amount` from `from_account_id` (the caller's account) to
+// `to_account_id` (anyone's: its id is the payee's account number) of the
+// same currency, as a saga of single-account steps run within the request:
+// the answer is usually `completed`, or `returned` when the destination
+// refused the money (closed meanwhile, or over the balance limit). The
+// checks, in order, before anything changes: the source (404
+// `account_not_found` unless it is the caller's; 422 `account_closed`), the
+// body's fields (400), the destination (422 `destination_not_found`,
+// `destination_closed`; 400 for the source itself; 422 `currency_mismatch`),
+// then the funds (422 `insufficient_funds`). `id` lets the client choose
+// the transfer's UUID; a used id is 409 `transfer_exists` whatever the body
+// (read it with GET /transfers/{id}).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /transfers (the `CreateTransfer` operationId).
+func (c *ClientWithResponses) CreateTransferWithResponse(ctx context.Context, params *CreateTransferParams, body CreateTransferJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateTransferResponse, error) {
+	rsp, err := c.CreateTransfer(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateTransferResponse(rsp)
+}
+
+// GetTransferWithResponse Get a transfer
+//
+// The transfer as it now stands, read from the write side, so right after
+// the 201 it shows at least that status. Visible to the owners of both
+// accounts and to admins; for anyone else it is 404 `transfer_not_found`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /transfers/{id} (the `GetTransfer` operationId).
+func (c *ClientWithResponses) GetTransferWithResponse(ctx context.Context, id Uuid, params *GetTransferParams, reqEditors ...RequestEditorFn) (*GetTransferResponse, error) {
+	rsp, err := c.GetTransfer(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetTransferResponse(rsp)
 }
 
 // ParseListAccountsResponse parses an HTTP response from a ListAccountsWithResponse call
@@ -7484,6 +8340,507 @@ func ParseGetSummaryResponse(rsp *http.Response) (*GetSummaryResponse, error) {
 		response.Headers429 = &headers
 	case true:
 		var headers GetSummaryResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateTransferResponse parses an HTTP response from a CreateTransferWithResponse call
+func ParseCreateTransferResponse(rsp *http.Response) (*CreateTransferResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateTransferResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Transfer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AccountNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateTransferResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateTransferResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateTransferResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateTransferResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CreateTransferResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateTransferResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateTransferResponse413Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateTransferResponse422Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers CreateTransferResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers CreateTransferResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetTransferResponse parses an HTTP response from a GetTransferWithResponse call
+func ParseGetTransferResponse(rsp *http.Response) (*GetTransferResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetTransferResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Transfer
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest TransferNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetTransferResponse200Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetTransferResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetTransferResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetTransferResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetTransferResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers GetTransferResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers429 = &headers
+	case true:
+		var headers GetTransferResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

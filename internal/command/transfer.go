@@ -305,3 +305,9 @@ func (s *Service) RecoverTransfers(ctx context.Context, olderThan time.Duration,
 	}
 	return finished, nil
 }
+
+// TransferByID returns the transfer saga with id as the write side holds it.
+// Errors: ErrTransferNotFound.
+func (s *Service) TransferByID(ctx context.Context, id uuid.UUID) (TransferSaga, error) {
+	return s.store.Transfer(ctx, id)
+}

@@ -88,7 +88,7 @@ func TestTransferChecksInOrder(t *testing.T) {
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%s: err = %v, want %v", tt.name, err, tt.want)
 		}
-		if tt.want != domain.ErrAccountNotFound {
+		if !errors.Is(tt.want, domain.ErrAccountNotFound) {
 			if after := balance(t, es, tt.from); after != before {
 				t.Errorf("%s: source balance moved from %d to %d", tt.name, before, after)
 			}

@@ -58,3 +58,13 @@ func (e *ValidationError) Err() error {
 	}
 	return e
 }
+
+// Has reports whether field already has a problem.
+func (e *ValidationError) Has(field string) bool {
+	for _, f := range e.Fields {
+		if f.Field == field {
+			return true
+		}
+	}
+	return false
+}

@@ -49,6 +49,10 @@ var problemStatus = map[string]int{
 	"idempotency_key_reused": 422,
 	"balance_limit_exceeded": 422,
 	"currency_mismatch":      422,
+	"transfer_not_found":     404,
+	"transfer_exists":        409,
+	"destination_not_found":  422,
+	"destination_closed":     422,
 	"projection_lagging":     503,
 	"timeout":                503,
 	"internal_error":         500,
@@ -282,6 +286,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		"GET /accounts/{id}/daily-summaries": "listDailySummaries",
 		"GET /accounts/{id}/events":          "listAccountEvents",
 		"GET /summary":                       "getSummary",
+		"POST /transfers":                    "createTransfer",
+		"GET /transfers/{id}":                "getTransfer",
 		"GET /healthz":                       "getHealth",
 		"GET /readyz":                        "getReadiness",
 		"GET /metrics":                       "getMetrics",
@@ -448,7 +454,7 @@ func checkOperation(t *testing.T, key string, op *openapi3.Operation) {
 		if !slices.Contains(names, "Idempotency-Key") {
 			t.Errorf("%s does not document Idempotency-Key", key)
 		}
-		if key != "POST /accounts" && !slices.Contains(names, "If-Match") {
+		if key != "POST /accounts" && key != "POST /transfers" && !slices.Contains(names, "If-Match") {
 			t.Errorf("%s does not document If-Match", key)
 		}
 	}

@@ -14,6 +14,10 @@ import (
 type routeCase struct {
 	scope string
 	body  any
+	// source, for a route whose account is in its body, builds that body.
+	source func(account string) any
+	// transfer: {id} is a transfer's id, not an account's.
+	transfer bool
 }
 
 // routeCases lists every route behind authentication. The walks below fail
@@ -30,6 +34,10 @@ var routeCases = map[string]routeCase{
 	"GET /accounts/{id}/daily-summaries": {scope: "bank:read"},
 	"GET /accounts/{id}/events":          {scope: "bank:read"},
 	"GET /summary":                       {scope: "bank:admin"},
+	"POST /transfers": {scope: "bank:write", source: func(account string) any {
+		return map[string]any{"from_account_id": account, "to_account_id": uuid.NewString(), "amount": "1.00"}
+	}},
+	"GET /transfers/{id}": {scope: "bank:read", transfer: true},
 }
 
 // publicRoutes need no token (DESIGN §6).
@@ -72,34 +80,53 @@ func TestEveryRouteHidesOtherOwnersAccounts(t *testing.T) {
 			t.Errorf("route %s has no case in routeCases: add one so that its owner and scope checks are tested", route)
 			return
 		}
-		if !strings.Contains(pattern, "{id}") {
-			return // the routes without an account id are checked one by one below
+		if !strings.Contains(pattern, "{id}") && rc.source == nil {
+			return // the routes without an account are checked one by one below
 		}
 		t.Run(route, func(t *testing.T) {
 			a := a.as(t)
 			id := mustOpen(t, a, map[string]any{"initial_deposit": "5.00"}, owner...)["id"].(string)
 			q.project()
-			path := func(id string) string { return strings.Replace(pattern, "{id}", id, 1) }
+			target, body := id, rc.body
+			if rc.transfer {
+				payee := mustOpen(t, a, map[string]any{}, a.bearer("paula", "bank:write")...)["id"].(string)
+				r := a.do("POST", "/transfers", map[string]any{"from_account_id": id, "to_account_id": payee, "amount": "1.00"}, owner...)
+				if r.StatusCode != http.StatusCreated {
+					t.Fatalf("transfer: %d %s", r.StatusCode, r.Body)
+				}
+				target = r.JSON(t)["id"].(string)
+			}
+			request := func(target string, who []string) response {
+				if rc.source != nil {
+					return a.do(method, pattern, rc.source(target), who...)
+				}
+				return a.do(method, strings.Replace(pattern, "{id}", target, 1), body, who...)
+			}
 			before := a.eventCount(t)
 
-			theirs := a.do(method, path(id), rc.body, mallory...)
-			unknown := a.do(method, path(uuid.NewString()), rc.body, mallory...)
-			expectProblem(t, theirs, http.StatusNotFound, "account_not_found", "")
+			theirs := request(target, mallory)
+			unknown := request(uuid.NewString(), mallory)
+			if rc.transfer {
+				expectProblem(t, theirs, http.StatusNotFound, "transfer_not_found", "")
+			} else {
+				expectProblem(t, theirs, http.StatusNotFound, "account_not_found", "")
+			}
 			if theirs.StatusCode != unknown.StatusCode || string(theirs.Body) != string(unknown.Body) {
-				t.Errorf("another owner's account: %d %s; an unknown one: %d %s; want the same answer",
+				t.Errorf("another owner's: %d %s; an unknown one: %d %s; want the same answer",
 					theirs.StatusCode, theirs.Body, unknown.StatusCode, unknown.Body)
 			}
 			// min_version must not tell either ("never reached version 9").
-			if method == http.MethodGet && pattern != "/accounts/{id}/events" {
-				r := a.do(method, path(id)+"?min_version=9", nil, mallory...)
+			if method == http.MethodGet && strings.HasPrefix(pattern, "/accounts/{id}") && pattern != "/accounts/{id}/events" {
+				r := a.do(method, strings.Replace(pattern, "{id}", target, 1)+"?min_version=9", nil, mallory...)
 				expectProblem(t, r, http.StatusNotFound, "account_not_found", "")
 			}
 			if n := a.eventCount(t); n != before {
 				t.Errorf("%d events appended by requests on another owner's account", n-before)
 			}
 			// The same request by the owner gets through: the 404 above is the
-			// owner check, not a bad request (closing a funded account is 422).
-			if r := a.do(method, path(id), rc.body, owner...); r.StatusCode == http.StatusNotFound {
+			// owner check, not a bad request (closing a funded account is 422,
+			// a transfer to an unknown account too).
+			if r := request(target, owner); r.StatusCode == http.StatusNotFound {
 				t.Errorf("the owner's own request: %d %s", r.StatusCode, r.Body)
 			}
 		})
@@ -168,15 +195,18 @@ func TestEveryRouteNeedsItsScope(t *testing.T) {
 		if publicRoutes[route] || !known {
 			return // unknown routes fail TestEveryRouteHidesOtherOwnersAccounts
 		}
-		path := strings.Replace(pattern, "{id}", id, 1)
+		path, body := strings.Replace(pattern, "{id}", id, 1), rc.body
+		if rc.source != nil {
+			body = rc.source(id)
+		}
 		before := a.eventCount(t)
 
-		r := a.do(method, path, rc.body, a.noToken()...)
+		r := a.do(method, path, body, a.noToken()...)
 		expectProblem(t, r, http.StatusUnauthorized, "unauthorized", "")
 		if got := r.Header.Get("WWW-Authenticate"); got != `Bearer realm="bank"` {
 			t.Errorf("%s without a token: WWW-Authenticate %q", route, got)
 		}
-		r = a.do(method, path, rc.body, a.bearer("olivia", others[rc.scope])...)
+		r = a.do(method, path, body, a.bearer("olivia", others[rc.scope])...)
 		expectProblem(t, r, http.StatusForbidden, "forbidden", "")
 		want := `Bearer error="insufficient_scope", scope="` + rc.scope + `"`
 		if got := r.Header.Get("WWW-Authenticate"); got != want {

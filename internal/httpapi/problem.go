@@ -101,6 +101,14 @@ func problemFor(err error) *Problem {
 		return newProblem(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
 	case errors.Is(err, domain.ErrBalanceLimitExceeded):
 		return newProblem(http.StatusUnprocessableEntity, "balance_limit_exceeded", "the resulting balance would exceed 10^15 minor units")
+	case errors.Is(err, command.ErrTransferNotFound):
+		return newProblem(http.StatusNotFound, "transfer_not_found", "no transfer has this id")
+	case errors.Is(err, command.ErrTransferExists):
+		return newProblem(http.StatusConflict, "transfer_exists", "a transfer with this id already exists; read it with GET /transfers/{id}")
+	case errors.Is(err, domain.ErrDestinationNotFound):
+		return newProblem(http.StatusUnprocessableEntity, "destination_not_found", "the destination account does not exist")
+	case errors.Is(err, domain.ErrDestinationClosed):
+		return newProblem(http.StatusUnprocessableEntity, "destination_closed", "the destination account is closed")
 	case errors.Is(err, domain.ErrCurrencyMismatch):
 		return newProblem(http.StatusUnprocessableEntity, "currency_mismatch", "the amount's currency is not the account's")
 	case errors.Is(err, query.ErrProjectionLagging):

@@ -84,6 +84,7 @@ func NewRouter(d Deps) http.Handler {
 			r.Post("/accounts/{id}/deposit", h.deposit)
 			r.Post("/accounts/{id}/withdraw", h.withdraw)
 			r.Post("/accounts/{id}/close", h.closeAccount)
+			r.Post("/transfers", h.createTransfer)
 		})
 		r.With(requireScope(auth.ScopeRead)).Group(func(r chi.Router) {
 			r.Get("/accounts", h.listAccounts)
@@ -91,6 +92,7 @@ func NewRouter(d Deps) http.Handler {
 			r.Get("/accounts/{id}/transactions", h.transactions)
 			r.Get("/accounts/{id}/daily-summaries", h.dailySummaries)
 			r.Get("/accounts/{id}/events", h.auditTrail)
+			r.Get("/transfers/{id}", h.getTransfer)
 		})
 		r.With(requireScope(auth.ScopeAdmin)).Get("/summary", h.summary)
 	})

@@ -55,7 +55,7 @@ func TestMakeRun(t *testing.T) {
 			t.Fatalf("GET /accounts without a token: %v %d %v %s", err, lres.StatusCode(), lres.HTTPResponse.Header, lres.Body)
 		}
 		forged := newClient(t, run.apiURL, token[:len(token)-4]+"AAAA")
-		fres, err := forged.OpenAccountWithResponse(context.Background(), nil, client.OpenAccountRequest{OwnerId: "erin"})
+		fres, err := forged.OpenAccountWithResponse(context.Background(), nil, client.OpenAccountRequest{OwnerId: ptr("erin")})
 		if err != nil || fres.StatusCode() != 401 || fres.ApplicationproblemJSON401 == nil {
 			t.Fatalf("POST /accounts with a forged token: %v %d %s", err, fres.StatusCode(), fres.Body)
 		}

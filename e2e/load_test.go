@@ -15,7 +15,7 @@ import (
 // openAccount opens an account through the api and checks the answer.
 func openAccount(t *testing.T, c *client.ClientWithResponses, owner, currency, initial string) client.AccountState {
 	t.Helper()
-	body := client.OpenAccountRequest{OwnerId: owner}
+	body := client.OpenAccountRequest{OwnerId: &owner}
 	if currency != "" {
 		body.Currency = &currency
 	}

@@ -407,10 +407,12 @@ type MoneyRequest struct {
 // NextCursor Pass as `cursor` for the next page; null on the last page.
 type NextCursor = string
 
-// OpenAccountRequest `owner_id` is required. `currency` absent, null or empty means
-// DEFAULT_CURRENCY (USD). `initial_deposit` is an opening deposit in that
-// currency; absent or "0" means none. `id` is the account's id chosen by the
-// client (a UUID), generated when absent.
+// OpenAccountRequest `owner_id` absent or null means the caller's own (the token's `sub`);
+// a caller without `bank:admin` may name only itself (else 403
+// `forbidden`), and an admin must name the owner. `currency` absent,
+// null or empty means DEFAULT_CURRENCY (USD). `initial_deposit` is an
+// opening deposit in that currency; absent or "0" means none. `id` is the
+// account's id chosen by the client (a UUID), generated when absent.
 type OpenAccountRequest struct {
 	// Currency An upper-case ISO 4217 code with minor units; absent, null or empty means DEFAULT_CURRENCY (USD).
 	//
@@ -431,7 +433,7 @@ type OpenAccountRequest struct {
 	// OwnerId 1-128 Unicode characters, not blank, no control characters.
 	//
 	// Example: customer-42
-	OwnerId OwnerId `json:"owner_id"`
+	OwnerId *OwnerId `json:"owner_id,omitempty"`
 }
 
 // OwnerId 1-128 Unicode characters, not blank, no control characters.

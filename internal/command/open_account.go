@@ -25,6 +25,9 @@ func (s *Service) OpenAccount(ctx context.Context, cmd OpenAccount, opts Options
 	if err != nil {
 		return Result{}, err
 	}
+	// A taken id is account_exists whoever owns it: there is no account of
+	// the caller's to check yet (the transport checks the owner_id it names).
+	opts.Caller = nil
 	return s.execute(ctx, "open_account", cmd.ID, opts, func(a *domain.Account) error {
 		return a.Open(cmd.OwnerID, cur, initial, s.now())
 	})

@@ -6,6 +6,7 @@ package command
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -18,6 +19,10 @@ var (
 	ErrVersionTaken = errors.New("stream version already taken")
 	// ErrIdempotencyKeyTaken means another request stored a response under the key first.
 	ErrIdempotencyKeyTaken = errors.New("idempotency key already taken")
+	// ErrTransferExists means a transfer saga with this id was begun before.
+	ErrTransferExists = errors.New("transfer id already used")
+	// ErrTransferNotFound means no transfer saga has this id.
+	ErrTransferNotFound = errors.New("transfer not found")
 )
 
 // Errors of the use cases, beyond those of the domain.
@@ -32,6 +37,8 @@ var (
 
 // Metadata is recorded with every event of one command.
 type Metadata struct {
+	// Principal is who asked for the change (the token's sub, DESIGN §6).
+	Principal      string `json:"principal,omitempty"`
 	CorrelationID  string `json:"correlation_id,omitempty"`
 	CausationID    string `json:"causation_id,omitempty"`
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
@@ -45,11 +52,13 @@ type Response struct {
 	Body   []byte            `json:"body"`
 }
 
-// IdempotencyScope names one idempotency record: the key within a method and path.
+// IdempotencyScope names one idempotency record: the key of one principal,
+// within a method and a canonical path (an account id in lower case).
 type IdempotencyScope struct {
-	Method string
-	Path   string
-	Key    string
+	Principal string
+	Method    string
+	Path      string
+	Key       string
 }
 
 // StoredResponse is an idempotency record: the request's fingerprint and its answer.
@@ -64,10 +73,14 @@ type StoredResponse struct {
 type Append struct {
 	Account         *domain.Account
 	ExpectedVersion int
-	Metadata        Metadata
-	Idempotency     *IdempotencyScope
-	Fingerprint     []byte
-	Response        *Response
+	// EventIDs, when set, are the ids of the uncommitted events, in order;
+	// otherwise the store makes random ones. A transfer step's id is derived
+	// from the transfer, so the unique event_id refuses a step twice.
+	EventIDs    []uuid.UUID
+	Metadata    Metadata
+	Idempotency *IdempotencyScope
+	Fingerprint []byte
+	Response    *Response
 }
 
 // EventStore is what the use cases need from the event store.
@@ -81,4 +94,51 @@ type EventStore interface {
 	Append(ctx context.Context, a Append) error
 	// LookupResponse returns the record kept under scope, or nil.
 	LookupResponse(ctx context.Context, scope IdempotencyScope) (*StoredResponse, error)
+
+	// BeginTransfer appends step 1 of a transfer (the source's TransferSent)
+	// and records the saga as pending, in one statement. Errors:
+	// ErrVersionTaken, ErrTransferExists (then nothing was appended).
+	BeginTransfer(ctx context.Context, a Append, saga TransferSaga) error
+	// FinishTransfer appends step 2 or 3 and marks the saga completed or
+	// returned, in one statement, only while the saga is still pending:
+	// applied is false, and nothing appended, when another process finished it
+	// first. Errors: ErrVersionTaken.
+	FinishTransfer(ctx context.Context, a Append, id uuid.UUID, status TransferStatus, reason string) (applied bool, err error)
+	// Transfer returns the saga with id. Errors: ErrTransferNotFound.
+	Transfer(ctx context.Context, id uuid.UUID) (TransferSaga, error)
+	// PendingTransfers returns up to limit sagas pending for longer than
+	// olderThan, oldest first.
+	PendingTransfers(ctx context.Context, olderThan time.Duration, limit int) ([]TransferSaga, error)
+}
+
+// TransferStatus is where a transfer saga stands.
+type TransferStatus string
+
+// The statuses of a transfer: pending after step 1, then completed (step 2)
+// or returned (step 3), and never anything else.
+const (
+	TransferPending   TransferStatus = "pending"
+	TransferCompleted TransferStatus = "completed"
+	TransferReturned  TransferStatus = "returned"
+)
+
+// TransferSaga is a transfer's progress as the store keeps it: enough to run
+// its remaining steps from any process.
+type TransferSaga struct {
+	ID          uuid.UUID
+	From, To    uuid.UUID
+	AmountMinor int64
+	Currency    string
+	Description string
+	// FromOwner and ToOwner own the two accounts: who may see the transfer.
+	FromOwner, ToOwner string
+	// Principal began the transfer; RequestHash is its request's fingerprint,
+	// which tells a retry from another request reusing the id.
+	Principal   string
+	RequestHash []byte
+	Status      TransferStatus
+	// Reason says why the destination refused, for a returned transfer.
+	Reason     string
+	CreatedAt  time.Time
+	FinishedAt time.Time // zero while pending
 }

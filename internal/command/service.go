@@ -19,6 +19,9 @@ type Observer interface {
 	ConflictRetried(command string)
 	IdempotentReplay(command string)
 	EventsAppended(n int)
+	// TransferRecovered counts a transfer the recovery loop finished, by
+	// how it ended (completed or returned).
+	TransferRecovered(status string)
 }
 
 type nopObserver struct{}
@@ -27,6 +30,7 @@ func (nopObserver) CommandFinished(string, string, time.Duration) {}
 func (nopObserver) ConflictRetried(string)                        {}
 func (nopObserver) IdempotentReplay(string)                       {}
 func (nopObserver) EventsAppended(int)                            {}
+func (nopObserver) TransferRecovered(string)                      {}
 
 // Config tunes the service; zero values take the defaults.
 type Config struct {
@@ -97,13 +101,37 @@ type Idempotency struct {
 	Scope       IdempotencyScope
 	Fingerprint []byte
 	Render      func(a *domain.Account, err error) (resp Response, keep bool)
+	// RenderTransfer renders a transfer's answer once its saga has run.
+	RenderTransfer func(t TransferSaga) Response
+}
+
+// Caller is who runs a command, for the ownership rule of DESIGN §6: a
+// principal commands its own accounts; an admin any account.
+type Caller struct {
+	Principal string
+	Admin     bool
+}
+
+// mayCommand reports whether the caller may act on account a (which exists).
+func (c *Caller) mayCommand(a *domain.Account) bool {
+	return c == nil || c.Admin || a.OwnerID() == c.Principal
 }
 
 // Options carry what a command needs beyond its own fields.
 type Options struct {
+	// Caller, when set, must own the account (or be an admin): another
+	// owner's account is answered as an unknown one. Nil is the service
+	// acting for itself (benchmarks, tests, internal recovery), never a client:
+	// the HTTP transport always sets it.
+	Caller      *Caller
 	IfMatch     *Precondition
 	Metadata    Metadata
 	Idempotency *Idempotency
+
+	// A transfer step appends through its own store call (with the saga's
+	// row) and under event ids derived from the transfer.
+	appendWith func(ctx context.Context, ap Append) error
+	eventIDs   []uuid.UUID
 }
 
 // Result is a command's outcome. Response is set when an idempotency record was
@@ -144,6 +172,11 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 		if err != nil {
 			return Result{}, err
 		}
+		if a.Exists() && !opts.Caller.mayCommand(a) {
+			// Indistinguishable from an unknown account, so that ids leak
+			// nothing; never kept under an idempotency key either.
+			return Result{}, domain.ErrAccountNotFound
+		}
 		// recheck forgets the cached state and runs this attempt again on the stream.
 		recheck := func() { s.cache.drop(id); attempt-- }
 		if p := opts.IfMatch; p != nil {
@@ -179,10 +212,16 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 		if decideErr != nil && resp == nil {
 			return Result{}, decideErr
 		}
-		appendErr := s.store.Append(ctx, Append{
-			Account: a, ExpectedVersion: expected, Metadata: opts.Metadata,
+		ap := Append{
+			Account: a, ExpectedVersion: expected, EventIDs: opts.eventIDs, Metadata: opts.Metadata,
 			Idempotency: scopeOf(idem), Fingerprint: fingerprintOf(idem), Response: resp,
-		})
+		}
+		var appendErr error
+		if opts.appendWith != nil && decideErr == nil {
+			appendErr = opts.appendWith(ctx, ap)
+		} else {
+			appendErr = s.store.Append(ctx, ap)
+		}
 		switch {
 		case appendErr == nil:
 			a.MarkCommitted()

@@ -35,9 +35,10 @@ func (c *counting) CommandFinished(_, outcome string, _ time.Duration) {
 	}
 	c.outcomes[outcome]++
 }
-func (c *counting) ConflictRetried(string)  { c.retries.Add(1) }
-func (c *counting) IdempotentReplay(string) { c.replays.Add(1) }
-func (c *counting) EventsAppended(int)      {}
+func (c *counting) ConflictRetried(string)   { c.retries.Add(1) }
+func (c *counting) IdempotentReplay(string)  { c.replays.Add(1) }
+func (c *counting) EventsAppended(int)       {}
+func (c *counting) TransferRecovered(string) {}
 
 // newServices returns two services over one real database: like two api
 // processes, they do not share the in-process stream queue, so their appends race.
@@ -178,7 +179,7 @@ func TestExhaustedRetriesAreAConcurrencyConflict(t *testing.T) {
 	if ok != 1 || conflicts != 1 {
 		t.Fatalf("two single-attempt deposits on the same version: %d ok, %d conflicts; want 1 and 1", ok, conflicts)
 	}
-	if v, _ := es.StreamVersion(context.Background(), id); v != 2 {
+	if _, v, _ := es.StreamHead(context.Background(), id); v != 2 {
 		t.Fatalf("version %d; want 2 (one deposit appended)", v)
 	}
 }
@@ -232,7 +233,7 @@ func TestValidationHappensBeforeAnythingIsStored(t *testing.T) {
 			t.Errorf("amount %q = %v; want a validation error on amount", amount, err)
 		}
 	}
-	if v, _ := es.StreamVersion(ctx, id); v != 1 {
+	if _, v, _ := es.StreamHead(ctx, id); v != 1 {
 		t.Fatalf("version %d after rejected deposits; want 1", v)
 	}
 	if _, err := s.OpenAccount(ctx, command.OpenAccount{ID: id, OwnerID: "o"}, command.Options{}); !errors.Is(err, domain.ErrAccountExists) {

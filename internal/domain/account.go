@@ -191,6 +191,12 @@ func (a *Account) Apply(e Event, recordedAt time.Time) {
 	case AccountClosed:
 		a.status = StatusClosed
 		a.closedAt = e.ClosedAt
+	case TransferSent:
+		a.balance -= e.AmountMinor
+	case TransferReceived:
+		a.balance += e.AmountMinor
+	case TransferReturned:
+		a.balance += e.AmountMinor
 	}
 	a.version++
 	a.updatedAt = recordedAt.UTC()

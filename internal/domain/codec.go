@@ -64,6 +64,18 @@ func DecodeEvent(eventType string, schemaVersion int, data []byte, uc UpcastCont
 			err = decodeStrict(current, &v)
 		}
 		e = v
+	case TypeTransferSent:
+		var v TransferSent
+		err = decodeStrict(current, &v)
+		e = v
+	case TypeTransferReceived:
+		var v TransferReceived
+		err = decodeStrict(current, &v)
+		e = v
+	case TypeTransferReturned:
+		var v TransferReturned
+		err = decodeStrict(current, &v)
+		e = v
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrUnknownEvent, eventType)
 	}

@@ -35,27 +35,18 @@ func (h *handler) auditTrail(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, err)
 		return
 	}
-	events, err := h.events.ReadStream(r.Context(), id, after, limit+1)
+	owner, _, err := h.events.StreamHead(r.Context(), id)
+	if err == nil {
+		err = mayAccess(r, owner)
+	}
 	if err != nil {
 		writeProblem(w, r, err)
 		return
 	}
-	if len(events) == 0 {
-		// Past the end of an account's trail is an empty page; no trail at all
-		// is an unknown account, whatever the cursor says.
-		exists := false
-		if after > 0 {
-			v, err := h.events.StreamVersion(r.Context(), id)
-			if err != nil {
-				writeProblem(w, r, err)
-				return
-			}
-			exists = v > 0
-		}
-		if !exists {
-			writeProblem(w, r, errAccountNotFound)
-			return
-		}
+	events, err := h.events.ReadStream(r.Context(), id, after, limit+1)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
 	}
 	page := AuditPage{Items: make([]AuditEvent, 0, min(len(events), limit))}
 	for i, e := range events {

@@ -107,3 +107,22 @@ type denyAll struct{}
 func (denyAll) Authenticate(context.Context, string) (auth.Principal, error) {
 	return auth.Principal{}, &auth.Error{Reason: "the server has no token verifier configured"}
 }
+
+// mayAccess answers errAccountNotFound unless the request's principal may see
+// an account owned by owner: another owner's account is answered exactly as
+// an unknown one, so that account ids leak nothing (DESIGN §6).
+func mayAccess(r *http.Request, owner string) error {
+	if !principal(r).MayAccess(owner) {
+		return errAccountNotFound
+	}
+	return nil
+}
+
+// ownerFilter is the owner a query is restricted to: "" (any) for an admin,
+// else the principal itself.
+func ownerFilter(r *http.Request) string {
+	if p := principal(r); !p.IsAdmin() {
+		return p.Subject
+	}
+	return ""
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -34,10 +35,15 @@ func accountState(a *domain.Account) AccountState {
 // including the idempotency record's renderer: the same function renders the
 // first answer and, through the stored bytes, every replay.
 func (h *handler) prepare(r *http.Request, body *requestBody, successStatus int, withIfMatch bool) (command.Options, error) {
-	opts := command.Options{Metadata: command.Metadata{
-		CorrelationID: r.Header.Get("X-Correlation-ID"),
-		CausationID:   requestID(r),
-	}}
+	p := principal(r)
+	opts := command.Options{
+		Caller: &command.Caller{Principal: p.Subject, Admin: p.IsAdmin()},
+		Metadata: command.Metadata{
+			Principal:     p.Subject,
+			CorrelationID: r.Header.Get("X-Correlation-ID"),
+			CausationID:   requestID(r),
+		},
+	}
 	if !requestIDPattern.MatchString(opts.Metadata.CorrelationID) {
 		opts.Metadata.CorrelationID = opts.Metadata.CausationID
 	}
@@ -51,10 +57,11 @@ func (h *handler) prepare(r *http.Request, body *requestBody, successStatus int,
 		}
 	}
 	if present {
+		path := canonicalPath(r)
 		opts.Metadata.IdempotencyKey = key
 		opts.Idempotency = &command.Idempotency{
-			Scope:       command.IdempotencyScope{Method: r.Method, Path: r.URL.Path, Key: key},
-			Fingerprint: body.fingerprint(r),
+			Scope:       command.IdempotencyScope{Principal: p.Subject, Method: r.Method, Path: path, Key: key},
+			Fingerprint: body.fingerprint(r.Method, path),
 			Render: func(a *domain.Account, err error) (command.Response, bool) {
 				if err != nil {
 					p := problemFor(err)
@@ -105,6 +112,20 @@ func respond(w http.ResponseWriter, r *http.Request, res command.Result, err err
 	_, _ = w.Write(resp.Body)
 }
 
+// canonicalPath is the request's path as an idempotency scope: the route with
+// its account id in canonical (lower-case) form, so that one key cannot run
+// twice through two spellings of one account's path. Only called once the
+// handler has parsed the id.
+func canonicalPath(r *http.Request) string {
+	pattern := chi.RouteContext(r.Context()).RoutePattern()
+	if raw := chi.URLParam(r, "id"); raw != "" {
+		if id, err := uuid.Parse(raw); err == nil {
+			return strings.Replace(pattern, "{id}", id.String(), 1)
+		}
+	}
+	return pattern
+}
+
 func accountID(r *http.Request) (uuid.UUID, error) {
 	id, err := uuid.Parse(chi.URLParam(r, "id"))
 	if err != nil || len(chi.URLParam(r, "id")) != 36 {
@@ -119,8 +140,10 @@ func (h *handler) openAccount(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, err)
 		return
 	}
+	p := principal(r)
 	cmd := command.OpenAccount{
-		OwnerID:        body.String("owner_id", true),
+		// A principal opens accounts for itself: no owner_id means its sub.
+		OwnerID:        body.String("owner_id", p.IsAdmin()),
 		Currency:       body.String("currency", false),
 		InitialDeposit: body.String("initial_deposit", false),
 	}
@@ -133,8 +156,15 @@ func (h *handler) openAccount(w http.ResponseWriter, r *http.Request) {
 	} else {
 		cmd.ID = uuid.New()
 	}
+	if raw, sent := body.fields["owner_id"]; (!sent || string(raw) == "null") && !p.IsAdmin() {
+		cmd.OwnerID = p.Subject
+	}
 	if err := body.Err(); err != nil {
 		writeProblem(w, r, err)
+		return
+	}
+	if !p.IsAdmin() && cmd.OwnerID != p.Subject {
+		writeProblem(w, r, forbidden("only an admin may open an account for another owner_id"))
 		return
 	}
 	opts, err := h.prepare(r, body, http.StatusCreated, false)

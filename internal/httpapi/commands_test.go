@@ -557,7 +557,8 @@ func TestRequestIDAndMetadata(t *testing.T) {
 		}
 	}
 
-	// Metadata: correlation from X-Correlation-ID, causation = request id, key.
+	// Metadata: correlation from X-Correlation-ID, causation = request id,
+	// key, and the principal who asked.
 	r := a.do("POST", "/accounts", map[string]any{"owner_id": "jack", "initial_deposit": "5.00"},
 		"X-Request-ID", "open-1", "X-Correlation-ID", "journey-7", "Idempotency-Key", "open-jack")
 	id := r.JSON(t)["id"].(string)
@@ -566,10 +567,10 @@ func TestRequestIDAndMetadata(t *testing.T) {
 	generated := r.Header.Get("X-Request-ID")
 	trail := auditTrail(t, a, id)
 	want := []map[string]any{
-		{"correlation_id": "journey-7", "causation_id": "open-1", "idempotency_key": "open-jack"},
-		{"correlation_id": "journey-7", "causation_id": "open-1", "idempotency_key": "open-jack"},
-		{"correlation_id": "dep-1", "causation_id": "dep-1"},
-		{"correlation_id": generated, "causation_id": generated},
+		{"correlation_id": "journey-7", "causation_id": "open-1", "idempotency_key": "open-jack", "principal": adminSubject},
+		{"correlation_id": "journey-7", "causation_id": "open-1", "idempotency_key": "open-jack", "principal": adminSubject},
+		{"correlation_id": "dep-1", "causation_id": "dep-1", "principal": adminSubject},
+		{"correlation_id": generated, "causation_id": generated, "principal": adminSubject},
 	}
 	if len(trail) != len(want) {
 		t.Fatalf("%d events, want %d", len(trail), len(want))

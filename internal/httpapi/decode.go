@@ -114,11 +114,11 @@ func (b *requestBody) String(name string, required bool) string {
 // Err returns the field errors collected so far.
 func (b *requestBody) Err() error { return b.verr.Err() }
 
-// fingerprint identifies the request for idempotent retries: same method, path
-// and equal JSON body give the same fingerprint.
-func (b *requestBody) fingerprint(r *http.Request) []byte {
+// fingerprint identifies the request for idempotent retries: same method,
+// canonical path and equal JSON body give the same fingerprint.
+func (b *requestBody) fingerprint(method, path string) []byte {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n", r.Method, r.URL.Path)
+	fmt.Fprintf(h, "%s\n%s\n", method, path)
 	h.Write(b.canonical)
 	return h.Sum(nil)
 }

@@ -102,13 +102,16 @@ func (h *handler) awaitVersion(r *http.Request, id uuid.UUID, n int, wait bool) 
 	if n == 0 {
 		return nil
 	}
-	have, err := h.events.StreamVersion(r.Context(), id)
+	// The owner is checked before the version: "never reached version N"
+	// about another owner's account would tell that it exists.
+	owner, have, err := h.events.StreamHead(r.Context(), id)
 	if err != nil {
 		return err
 	}
+	if err := mayAccess(r, owner); err != nil {
+		return err
+	}
 	switch {
-	case have == 0:
-		return errAccountNotFound
 	case have < n:
 		return invalid("min_version", "the account has never reached version "+strconv.Itoa(n)+"; it is at version "+strconv.Itoa(have))
 	case !wait:
@@ -148,6 +151,9 @@ func (h *handler) getAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	if hasAsOf {
 		a, err := h.events.LoadAsOf(r.Context(), id, asOf)
+		if err == nil {
+			err = mayAccess(r, a.OwnerID())
+		}
 		if err != nil {
 			writeProblem(w, r, err)
 			return
@@ -156,6 +162,9 @@ func (h *handler) getAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := h.queries.GetAccount(r.Context(), id)
+	if err == nil {
+		err = mayAccess(r, a.OwnerID)
+	}
 	if err != nil {
 		writeProblem(w, r, err)
 		return
@@ -212,6 +221,14 @@ func accountFilter(r *http.Request) (query.AccountFilter, error) {
 		}
 		f.OwnerID = owner
 	}
+	// A principal lists its own accounts only; naming another owner is
+	// refused rather than answered with an empty page.
+	if mine := ownerFilter(r); mine != "" {
+		if present && f.OwnerID != mine {
+			return f, forbidden("only an admin may list another owner's accounts")
+		}
+		f.OwnerID = mine
+	}
 	status, present, err := param(r, "status")
 	if err != nil {
 		return f, err
@@ -258,7 +275,7 @@ func (h *handler) transactions(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, err)
 		return
 	}
-	page, err := h.queries.Transactions(r.Context(), id, limit, before)
+	page, err := h.queries.Transactions(r.Context(), id, ownerFilter(r), limit, before)
 	if err != nil {
 		writeProblem(w, r, err)
 		return
@@ -286,7 +303,7 @@ func (h *handler) dailySummaries(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, err)
 		return
 	}
-	items, err := h.queries.DailySummaries(r.Context(), id, from, to)
+	items, err := h.queries.DailySummaries(r.Context(), id, ownerFilter(r), from, to)
 	if err != nil {
 		writeProblem(w, r, err)
 		return

@@ -24,8 +24,9 @@ var errAccountNotFound = domain.ErrAccountNotFound
 // EventReader is what the audit trail and temporal reads need from the event store.
 type EventReader interface {
 	ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]store.RecordedEvent, error)
-	// StreamVersion is the stream's current version, 0 when it does not exist.
-	StreamVersion(ctx context.Context, id uuid.UUID) (int, error)
+	// StreamHead is the account's owner and its stream's current version;
+	// domain.ErrAccountNotFound when the stream does not exist.
+	StreamHead(ctx context.Context, id uuid.UUID) (owner string, version int, err error)
 	// LoadAsOf folds the stream up to asOf; domain.ErrAccountNotFound before the opening.
 	LoadAsOf(ctx context.Context, id uuid.UUID, asOf time.Time) (*domain.Account, error)
 }

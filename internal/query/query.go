@@ -134,8 +134,10 @@ func (s *Store) ListAccounts(ctx context.Context, f AccountFilter) (Page[Account
 
 // Transactions returns a page of the account's deposits and withdrawals,
 // newest first: those with a version below before (0: from the newest).
-// Errors: domain.ErrAccountNotFound when account_balances has no such account.
-func (s *Store) Transactions(ctx context.Context, id uuid.UUID, limit, before int) (Page[Transaction], error) {
+// owner, unless "", restricts the answer to an account of that owner.
+// Errors: domain.ErrAccountNotFound when account_balances has no such account
+// (of that owner).
+func (s *Store) Transactions(ctx context.Context, id uuid.UUID, owner string, limit, before int) (Page[Transaction], error) {
 	if before <= 0 {
 		before = math.MaxInt32
 	}
@@ -151,8 +153,8 @@ LEFT JOIN LATERAL (
     ORDER BY h.version DESC
     LIMIT $3
 ) t ON true
-WHERE a.account_id = $1
-ORDER BY t.version DESC`, id, before, limit+1)
+WHERE a.account_id = $1 AND ($4 = '' OR a.owner_id = $4)
+ORDER BY t.version DESC`, id, before, limit+1, owner)
 	if err != nil {
 		return Page[Transaction]{}, fmt.Errorf("transactions of %s: %w", id, err)
 	}
@@ -203,8 +205,10 @@ ORDER BY t.version DESC`, id, before, limit+1)
 
 // DailySummaries returns the account's daily summaries from from to to, both
 // UTC dates and both included, in date order; days without movements have
-// none. Errors: domain.ErrAccountNotFound when account_balances has no such account.
-func (s *Store) DailySummaries(ctx context.Context, id uuid.UUID, from, to time.Time) ([]DailySummary, error) {
+// none. owner, unless "", restricts the answer to an account of that owner.
+// Errors: domain.ErrAccountNotFound when account_balances has no such account
+// (of that owner).
+func (s *Store) DailySummaries(ctx context.Context, id uuid.UUID, owner string, from, to time.Time) ([]DailySummary, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT a.currency, d.day, d.deposits_count, d.deposits_total_minor, d.withdrawals_count,
        d.withdrawals_total_minor, d.closing_balance_minor
@@ -214,8 +218,8 @@ LEFT JOIN LATERAL (
     FROM daily_summaries s
     WHERE s.account_id = a.account_id AND s.day BETWEEN $2::date AND $3::date
 ) d ON true
-WHERE a.account_id = $1
-ORDER BY d.day`, id, utcDate(from), utcDate(to))
+WHERE a.account_id = $1 AND ($4 = '' OR a.owner_id = $4)
+ORDER BY d.day`, id, utcDate(from), utcDate(to), owner)
 	if err != nil {
 		return nil, fmt.Errorf("daily summaries of %s: %w", id, err)
 	}

@@ -164,7 +164,7 @@ func TestTransactions(t *testing.T) {
 			if pages > 20 {
 				t.Fatal("pagination does not end")
 			}
-			page, err := q.Transactions(ctx, id, limit, before)
+			page, err := q.Transactions(ctx, id, "", limit, before)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,15 +182,15 @@ func TestTransactions(t *testing.T) {
 		}
 	}
 
-	page, err := q.Transactions(ctx, quiet, 50, 0)
+	page, err := q.Transactions(ctx, quiet, "", 50, 0)
 	if err != nil || page.Items == nil || len(page.Items) != 0 || page.More {
 		t.Errorf("account without movements: page = %#v, err = %v; want empty items", page, err)
 	}
-	page, err = q.Transactions(ctx, id, 50, 1)
+	page, err = q.Transactions(ctx, id, "", 50, 1)
 	if err != nil || len(page.Items) != 0 {
 		t.Errorf("before version 1: page = %#v, err = %v; want empty", page, err)
 	}
-	if _, err := q.Transactions(ctx, uuid.New(), 50, 0); !errors.Is(err, domain.ErrAccountNotFound) {
+	if _, err := q.Transactions(ctx, uuid.New(), "", 50, 0); !errors.Is(err, domain.ErrAccountNotFound) {
 		t.Errorf("unknown account: err = %v, want ErrAccountNotFound", err)
 	}
 }
@@ -223,7 +223,7 @@ func TestDailySummaries(t *testing.T) {
 		{"2024-02-04", "2024-02-09", []query.DailySummary{}},
 	}
 	for _, tt := range tests {
-		got, err := q.DailySummaries(ctx, id, day(tt.from), day(tt.to))
+		got, err := q.DailySummaries(ctx, id, "", day(tt.from), day(tt.to))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,11 +233,11 @@ func TestDailySummaries(t *testing.T) {
 	}
 	// A date in another zone is taken as the calendar date it names.
 	east := time.FixedZone("UTC+14", 14*3600)
-	got, err := q.DailySummaries(ctx, id, time.Date(2024, 2, 10, 0, 0, 0, 0, east), time.Date(2024, 2, 10, 0, 0, 0, 0, east))
+	got, err := q.DailySummaries(ctx, id, "", time.Date(2024, 2, 10, 0, 0, 0, 0, east), time.Date(2024, 2, 10, 0, 0, 0, 0, east))
 	if err != nil || len(got) != 1 || got[0].Date != "2024-02-10" {
 		t.Errorf("dates in UTC+14: got %+v, %v", got, err)
 	}
-	if _, err := q.DailySummaries(ctx, uuid.New(), day("2024-01-01"), day("2024-12-31")); !errors.Is(err, domain.ErrAccountNotFound) {
+	if _, err := q.DailySummaries(ctx, uuid.New(), "", day("2024-01-01"), day("2024-12-31")); !errors.Is(err, domain.ErrAccountNotFound) {
 		t.Errorf("unknown account: err = %v, want ErrAccountNotFound", err)
 	}
 }

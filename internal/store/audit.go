@@ -2,9 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evbank/bank/internal/domain"
 )
 
 // ReadStream returns up to limit events of stream id after afterVersion, in
@@ -41,12 +45,32 @@ ORDER BY version LIMIT $3`, id, afterVersion, limit)
 	return out, nil
 }
 
-// StreamVersion returns the current version of stream id, 0 when it does not exist.
-func (s *EventStore) StreamVersion(ctx context.Context, id uuid.UUID) (int, error) {
-	var v int
-	err := s.pool.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM events WHERE stream_id = $1`, id).Scan(&v)
-	if err != nil {
-		return 0, fmt.Errorf("stream version %s: %w", id, err)
+// StreamHead returns who owns account stream id (the owner_id of its opening
+// event, upcast like any read) and the stream's current version: what an
+// ownership check needs, in one round trip. A stream that does not exist is
+// domain.ErrAccountNotFound.
+func (s *EventStore) StreamHead(ctx context.Context, id uuid.UUID) (owner string, version int, err error) {
+	r := RecordedEvent{StreamID: id, Version: 1}
+	var (
+		raw           []byte
+		schemaVersion int16
+	)
+	err = s.pool.QueryRow(ctx, `
+SELECT global_position, event_type, schema_version, data, (SELECT max(version) FROM events WHERE stream_id = $1)
+FROM events WHERE stream_id = $1 AND version = 1`, id).Scan(&r.GlobalPosition, &r.EventType, &schemaVersion, &raw, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", 0, domain.ErrAccountNotFound
 	}
-	return v, nil
+	if err != nil {
+		return "", 0, fmt.Errorf("stream head %s: %w", id, err)
+	}
+	r.SchemaVersion = int(schemaVersion)
+	if err := Decode(&r, raw, s.uc); err != nil {
+		return "", 0, err
+	}
+	opened, ok := r.Event.(domain.AccountOpened)
+	if !ok {
+		return "", 0, fmt.Errorf("stream head %s: version 1 is %s, not %s", id, r.EventType, domain.TypeAccountOpened)
+	}
+	return opened.OwnerID, version, nil
 }

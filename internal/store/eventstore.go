@@ -268,8 +268,8 @@ func buildAppendSQL(nEvents int, keep bool) string {
 		}
 	}
 	if keep {
-		b.WriteString("INSERT INTO idempotency_keys (method, path, idempotency_key, request_hash, response_status, response_headers, response_body, completed_at) VALUES (")
-		for i := range 7 {
+		b.WriteString("INSERT INTO idempotency_keys (principal, method, path, idempotency_key, request_hash, response_status, response_headers, response_body, completed_at) VALUES (")
+		for i := range 8 {
 			if i > 0 {
 				b.WriteString(", ")
 			}
@@ -287,27 +287,16 @@ func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
 	if len(events) == 0 && !keep {
 		return nil
 	}
-	meta, err := json.Marshal(ap.Metadata)
+	args, err := eventArgs(ap, 8)
 	if err != nil {
-		return fmt.Errorf("append: encode metadata: %w", err)
-	}
-	args := make([]any, 0, 4+4*len(events)+7)
-	if len(events) > 0 {
-		args = append(args, pgUUID(ap.Account.ID()), domain.StreamType, domain.CurrentSchemaVersion, meta)
-	}
-	for i, e := range events {
-		t, _, data, err := domain.EncodeEvent(e)
-		if err != nil {
-			return err
-		}
-		args = append(args, ap.ExpectedVersion+i+1, pgUUID(uuid.New()), t, data)
+		return err
 	}
 	if keep {
 		headers, err := json.Marshal(ap.Response.Header)
 		if err != nil {
 			return fmt.Errorf("append: encode headers: %w", err)
 		}
-		args = append(args, ap.Idempotency.Method, ap.Idempotency.Path, ap.Idempotency.Key, ap.Fingerprint,
+		args = append(args, ap.Idempotency.Principal, ap.Idempotency.Method, ap.Idempotency.Path, ap.Idempotency.Key, ap.Fingerprint,
 			ap.Response.Status, headers, ap.Response.Body)
 	}
 	if _, err := s.pool.Exec(ctx, appendSQL(len(events), keep), args...); err != nil {
@@ -315,6 +304,37 @@ func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
 	}
 	s.maybeSnapshot(ctx, ap.Account, ap.ExpectedVersion)
 	return nil
+}
+
+// eventArgs are the parameters of appendSQL's events: $1-$4 shared by every
+// row (stream, type, schema version, metadata), then four per event (version,
+// event id, event type, data); extra is room for the caller's own.
+func eventArgs(ap command.Append, extra int) ([]any, error) {
+	events := ap.Account.Uncommitted()
+	if len(events) == 0 {
+		return make([]any, 0, extra), nil
+	}
+	if ap.EventIDs != nil && len(ap.EventIDs) != len(events) {
+		return nil, fmt.Errorf("append: %d event ids for %d events", len(ap.EventIDs), len(events))
+	}
+	meta, err := json.Marshal(ap.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("append: encode metadata: %w", err)
+	}
+	args := make([]any, 0, 4+4*len(events)+extra)
+	args = append(args, pgUUID(ap.Account.ID()), domain.StreamType, domain.CurrentSchemaVersion, meta)
+	for i, e := range events {
+		t, _, data, err := domain.EncodeEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		id := uuid.New()
+		if ap.EventIDs != nil {
+			id = ap.EventIDs[i]
+		}
+		args = append(args, ap.ExpectedVersion+i+1, pgUUID(id), t, data)
+	}
+	return args, nil
 }
 
 // pgUUID is id as pgx encodes it natively (binary); a uuid.UUID would go
@@ -329,6 +349,8 @@ func mapAppendError(id uuid.UUID, err error) error {
 			return fmt.Errorf("append to %s: %w", id, command.ErrVersionTaken)
 		case "idempotency_keys_pkey":
 			return fmt.Errorf("append to %s: %w", id, command.ErrIdempotencyKeyTaken)
+		case "transfer_sagas_pkey":
+			return fmt.Errorf("append to %s: %w", id, command.ErrTransferExists)
 		}
 	}
 	return fmt.Errorf("append to %s: %w", id, err)
@@ -368,8 +390,8 @@ func (s *EventStore) LookupResponse(ctx context.Context, scope command.Idempoten
 	)
 	err := s.pool.QueryRow(ctx, `
 SELECT request_hash, response_status, response_headers, response_body
-FROM idempotency_keys WHERE method = $1 AND path = $2 AND idempotency_key = $3`,
-		scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Response.Status, &headers, &rec.Response.Body)
+FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND idempotency_key = $4`,
+		scope.Principal, scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Response.Status, &headers, &rec.Response.Body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -81,13 +81,14 @@ type CommandMetrics struct {
 	replays   *prometheus.CounterVec
 	appended  prometheus.Counter
 	conflicts *prometheus.CounterVec
+	recovered *prometheus.CounterVec
 }
 
 // NewCommandMetrics registers the command series on reg.
 func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
 	m := &CommandMetrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bank_commands_total", Help: "Commands by type and outcome (ok, replayed, rejected, invalid, conflict, canceled, error).",
+			Name: "bank_commands_total", Help: "Commands by type and outcome (ok, replayed, rejected, invalid, conflict, canceled, error; a transfer that ran: completed, returned or pending).",
 		}, []string{"command", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "bank_command_duration_seconds", Help: "Command latency, retries included.",
@@ -106,9 +107,15 @@ func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
 			Name: "bank_concurrency_conflicts_total", Help: "Commands that gave up after their bounded retries (409 concurrency_conflict).",
 		}, []string{"command"}),
 	}
-	reg.MustRegister(m.commands, m.duration, m.retries, m.replays, m.appended, m.conflicts)
+	m.recovered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bank_transfer_recoveries_total", Help: "Transfers left pending by a dead process that the recovery loop finished, by how they ended (completed, returned).",
+	}, []string{"status"})
+	reg.MustRegister(m.commands, m.duration, m.retries, m.replays, m.appended, m.conflicts, m.recovered)
 	return m
 }
+
+// TransferRecovered implements command.Observer.
+func (m *CommandMetrics) TransferRecovered(status string) { m.recovered.WithLabelValues(status).Inc() }
 
 // CommandFinished implements command.Observer.
 func (m *CommandMetrics) CommandFinished(command, outcome string, d time.Duration) {

@@ -42,7 +42,6 @@ func TestTokenFailures(t *testing.T) {
 	rsaKey := iss.AddKey("RS256")
 	edKey := iss.AddKey("EdDSA")
 	stranger := iss.NewKey("ES256") // never published
-	now := time.Now()
 	claims := func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -51,69 +50,75 @@ func TestTokenFailures(t *testing.T) {
 		return m
 	}
 
-	for _, tc := range []struct {
-		name   string
-		header string // the Authorization header; "" sends none
-		reason string
-	}{
-		{"not a JWT", "Bearer not-a-jwt", "malformed token"},
-		{"three garbage segments", "Bearer a.b.c", "malformed token"},
-		{"another scheme", "Basic YWxpY2U6c2VjcmV0", "not a Bearer token"},
-		{"bad signature", "Bearer " + iss.Sign(authtest.Token{Key: stranger, KID: iss.Key().KID}), "signature does not verify"},
-		{"unknown kid", "Bearer " + iss.Sign(authtest.Token{Key: stranger}), "unknown signing key"},
-		{"wrong iss", "Bearer " + iss.Sign(authtest.Token{Claims: claims("iss", "https://evil.test")}), "wrong issuer"},
-		{"wrong aud", "Bearer " + iss.Sign(authtest.Token{Claims: claims("aud", "another-service")}), "wrong audience"},
-		{"expired beyond the leeway", "Bearer " + iss.Sign(authtest.Token{Claims: claims("exp", now.Add(-2*time.Minute))}), "expired"},
-		{"nbf in the future", "Bearer " + iss.Sign(authtest.Token{Claims: claims("nbf", now.Add(5*time.Minute))}), "not valid yet"},
-		{"no exp", "Bearer " + iss.Sign(authtest.Token{Claims: claims("exp", nil)}), "no expiry"},
-		{"no sub", "Bearer " + iss.Sign(authtest.Token{Claims: claims("sub", nil)}), "no subject"},
-		{"alg none", "Bearer " + iss.Sign(authtest.Token{Alg: "none"}), "algorithm not allowed"},
-		{"HS256 keyed with the RSA public key", "Bearer " + iss.Sign(authtest.Token{Key: rsaKey, Alg: "HS256", HMACSecret: rsaKey.PublicPEM()}), "algorithm not allowed"},
-		{"RS256 header on the EC key", "Bearer " + iss.Sign(authtest.Token{Key: rsaKey, KID: iss.Key().KID}), "does not match the key"},
-		{"PS256 on the RSA key", "Bearer " + iss.Sign(authtest.Token{Key: rsaKey, Alg: "PS256"}), "algorithm not allowed"},
-		{"EdDSA header on the RSA key", "Bearer " + iss.Sign(authtest.Token{Key: edKey, KID: rsaKey.KID}), "does not match the key"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+	// The refusals first, all at once; then the acceptances, which append,
+	// so that the refusals' event counts compare.
+	t.Run("refused", func(t *testing.T) {
+		now := time.Now()
+		for _, tc := range []struct {
+			name   string
+			header string // the Authorization header
+			reason string
+		}{
+			{"not a JWT", "Bearer not-a-jwt", "malformed token"},
+			{"three garbage segments", "Bearer a.b.c", "malformed token"},
+			{"another scheme", "Basic YWxpY2U6c2VjcmV0", "not a Bearer token"},
+			{"bad signature", "Bearer " + iss.Sign(authtest.Token{Key: stranger, KID: iss.Key().KID}), "signature does not verify"},
+			{"unknown kid", "Bearer " + iss.Sign(authtest.Token{Key: stranger}), "unknown signing key"},
+			{"wrong iss", "Bearer " + iss.Sign(authtest.Token{Claims: claims("iss", "https://evil.test")}), "wrong issuer"},
+			{"wrong aud", "Bearer " + iss.Sign(authtest.Token{Claims: claims("aud", "another-service")}), "wrong audience"},
+			{"expired beyond the leeway", "Bearer " + iss.Sign(authtest.Token{Claims: claims("exp", now.Add(-2*time.Minute))}), "expired"},
+			{"nbf in the future", "Bearer " + iss.Sign(authtest.Token{Claims: claims("nbf", now.Add(5*time.Minute))}), "not valid yet"},
+			{"no exp", "Bearer " + iss.Sign(authtest.Token{Claims: claims("exp", nil)}), "no expiry"},
+			{"no sub", "Bearer " + iss.Sign(authtest.Token{Claims: claims("sub", nil)}), "no subject"},
+			{"alg none", "Bearer " + iss.Sign(authtest.Token{Alg: "none"}), "algorithm not allowed"},
+			{"HS256 keyed with the RSA public key", "Bearer " + iss.Sign(authtest.Token{Key: rsaKey, Alg: "HS256", HMACSecret: rsaKey.PublicPEM()}), "algorithm not allowed"},
+			{"RS256 header on the EC key", "Bearer " + iss.Sign(authtest.Token{Key: rsaKey, KID: iss.Key().KID}), "does not match the key"},
+			{"PS256 on the RSA key", "Bearer " + iss.Sign(authtest.Token{Key: rsaKey, Alg: "PS256"}), "algorithm not allowed"},
+			{"EdDSA header on the RSA key", "Bearer " + iss.Sign(authtest.Token{Key: edKey, KID: rsaKey.KID}), "does not match the key"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				a := a.as(t)
+				before := a.eventCount(t)
+				r := a.do("POST", "/accounts", map[string]any{"owner_id": "alice"}, "Authorization", tc.header)
+				token, _ := strings.CutPrefix(tc.header, "Bearer ")
+				expectUnauthorized(t, r, invalidTokenChallenge, tc.reason, token)
+				// Reads are refused alike.
+				r = a.do("GET", "/accounts", nil, "Authorization", tc.header)
+				expectUnauthorized(t, r, invalidTokenChallenge, tc.reason, token)
+				if after := a.eventCount(t); after != before {
+					t.Errorf("%d events appended by a refused request", after-before)
+				}
+			})
+		}
+		t.Run("no Authorization header", func(t *testing.T) {
 			t.Parallel()
 			a := a.as(t)
 			before := a.eventCount(t)
-			r := a.do("POST", "/accounts", map[string]any{"owner_id": "alice"}, "Authorization", tc.header)
-			token, _ := strings.CutPrefix(tc.header, "Bearer ")
-			expectUnauthorized(t, r, invalidTokenChallenge, tc.reason, token)
-			// Reads are refused alike.
-			r = a.do("GET", "/accounts", nil, "Authorization", tc.header)
-			expectUnauthorized(t, r, invalidTokenChallenge, tc.reason, token)
+			r := a.do("POST", "/accounts", map[string]any{"owner_id": "alice"}, "Authorization", "<delete>")
+			expectUnauthorized(t, r, `Bearer realm="bank"`, "needs an Authorization: Bearer token", "")
 			if after := a.eventCount(t); after != before {
-				t.Errorf("%d events appended by a refused request", after-before)
+				t.Errorf("%d events appended by a request without a token", after-before)
 			}
 		})
-	}
-
-	t.Run("no Authorization header", func(t *testing.T) {
-		t.Parallel()
-		a := a.as(t)
-		before := a.eventCount(t)
-		r := a.do("POST", "/accounts", map[string]any{"owner_id": "alice"}, "Authorization", "<delete>")
-		expectUnauthorized(t, r, `Bearer realm="bank"`, "needs an Authorization: Bearer token", "")
-		if after := a.eventCount(t); after != before {
-			t.Errorf("%d events appended by a request without a token", after-before)
-		}
 	})
 
 	for _, tc := range []struct {
-		name  string
-		token string
+		name string
+		tok  func() authtest.Token // signed when the subtest runs: the leeway case depends on the clock
 	}{
-		{"ES256", iss.Sign(authtest.Token{})},
-		{"RS256", iss.Sign(authtest.Token{Key: rsaKey})},
-		{"EdDSA", iss.Sign(authtest.Token{Key: edKey})},
-		{"expired within the leeway", iss.Sign(authtest.Token{Claims: claims("exp", now.Add(-10*time.Second))})},
+		{"ES256", func() authtest.Token { return authtest.Token{} }},
+		{"RS256", func() authtest.Token { return authtest.Token{Key: rsaKey} }},
+		{"EdDSA", func() authtest.Token { return authtest.Token{Key: edKey} }},
+		{"expired within the leeway", func() authtest.Token {
+			return authtest.Token{Claims: claims("exp", time.Now().Add(-5*time.Second))}
+		}},
 	} {
 		// Not parallel: these run before the refusals above start, which
 		// count the events of the whole database.
 		t.Run("accepted/"+tc.name, func(t *testing.T) {
 			a := a.as(t)
-			r := a.do("POST", "/accounts", map[string]any{"owner_id": "alice"}, "Authorization", "Bearer "+tc.token)
+			r := a.do("POST", "/accounts", map[string]any{"owner_id": "alice"}, "Authorization", "Bearer "+iss.Sign(tc.tok()))
 			if r.StatusCode != http.StatusCreated {
 				t.Fatalf("open with a %s token: %d %s", tc.name, r.StatusCode, r.Body)
 			}

@@ -121,7 +121,11 @@ func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 			writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
 			return
 		}
-		p := newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "this path does not accept "+r.Method)
+		detail := "this path does not accept " + r.Method
+		if knownMethod(r.Method) == otherLabel {
+			detail = "this path does not accept this method" // which may be 60 KB long
+		}
+		p := newProblem(http.StatusMethodNotAllowed, "method_not_allowed", detail)
 		p.allow = strings.Join(allowed, ", ")
 		writeProblem(w, r, p)
 	}

@@ -96,6 +96,7 @@ const (
 	ProblemCodeRateLimited          ProblemCode = "rate_limited"
 	ProblemCodeTimeout              ProblemCode = "timeout"
 	ProblemCodeUnauthorized         ProblemCode = "unauthorized"
+	ProblemCodeUnavailable          ProblemCode = "unavailable"
 	ProblemCodeValidationFailed     ProblemCode = "validation_failed"
 	ProblemCodeVersionConflict      ProblemCode = "version_conflict"
 )
@@ -140,6 +141,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeTimeout:
 		return true
 	case ProblemCodeUnauthorized:
+		return true
+	case ProblemCodeUnavailable:
 		return true
 	case ProblemCodeValidationFailed:
 		return true
@@ -449,7 +452,7 @@ type Problem struct {
 	// `version_conflict`; 413 `body_too_large`; 422 `insufficient_funds`,
 	// `account_closed`, `balance_not_zero`, `idempotency_key_reused`,
 	// `balance_limit_exceeded`, `currency_mismatch`; 429 `rate_limited`; 503 `projection_lagging`,
-	// `timeout`; 500 `internal_error`.
+	// `timeout`, `unavailable`; 500 `internal_error`.
 	Code   ProblemCode `json:"code"`
 	Detail string      `json:"detail"`
 
@@ -470,7 +473,7 @@ type Problem struct {
 // `version_conflict`; 413 `body_too_large`; 422 `insufficient_funds`,
 // `account_closed`, `balance_not_zero`, `idempotency_key_reused`,
 // `balance_limit_exceeded`, `currency_mismatch`; 429 `rate_limited`; 503 `projection_lagging`,
-// `timeout`; 500 `internal_error`.
+// `timeout`, `unavailable`; 500 `internal_error`.
 type ProblemCode string
 
 // Readiness defines model for Readiness.
@@ -1122,7 +1125,8 @@ type ClientInterface interface {
 	// GetReadiness Readiness: the database is reachable and the schema is at the expected migration
 	//
 	// 200 when the event store and the read database answer and each schema is at
-	// the migration this binary expects (not dirty); 503 with the reason otherwise.
+	// the migration this binary expects (not dirty); 503 otherwise, with the reason in
+	// words only (never a host, port or driver message).
 	//
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, params *GetReadinessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1435,7 +1439,8 @@ func (c *Client) GetMetrics(ctx context.Context, params *GetMetricsParams, reqEd
 // GetReadiness Readiness: the database is reachable and the schema is at the expected migration
 //
 // 200 when the event store and the read database answer and each schema is at
-// the migration this binary expects (not dirty); 503 with the reason otherwise.
+// the migration this binary expects (not dirty); 503 otherwise, with the reason in
+// words only (never a host, port or driver message).
 //
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, params *GetReadinessParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2686,7 +2691,8 @@ type ClientWithResponsesInterface interface {
 	// GetReadinessWithResponse Readiness: the database is reachable and the schema is at the expected migration
 	//
 	// 200 when the event store and the read database answer and each schema is at
-	// the migration this binary expects (not dirty); 503 with the reason otherwise.
+	// the migration this binary expects (not dirty); 503 otherwise, with the reason in
+	// words only (never a host, port or driver message).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4789,7 +4795,8 @@ func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, params
 // GetReadinessWithResponse Readiness: the database is reachable and the schema is at the expected migration
 //
 // 200 when the event store and the read database answer and each schema is at
-// the migration this binary expects (not dirty); 503 with the reason otherwise.
+// the migration this binary expects (not dirty); 503 otherwise, with the reason in
+// words only (never a host, port or driver message).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
 )
 
@@ -102,14 +103,16 @@ func Decode(r *RecordedEvent, raw []byte, uc domain.UpcastContext) error {
 // Load implements command.EventStore: the latest snapshot of the current state
 // version, then the events after it. Plain statements, no transaction: reading
 // takes no transaction id, which the tailing reader's ordering relies on.
-func (s *EventStore) Load(ctx context.Context, id uuid.UUID) (*domain.Account, error) {
+func (s *EventStore) Load(ctx context.Context, id uuid.UUID) (_ *domain.Account, err error) {
+	defer dberr.Mark(&err)
 	return s.load(ctx, id, time.Time{})
 }
 
 // LoadAsOf folds the stream of id up to the events recorded at or before asOf,
 // using a snapshot only when its last event is that old. It returns
 // domain.ErrAccountNotFound when the account did not exist yet.
-func (s *EventStore) LoadAsOf(ctx context.Context, id uuid.UUID, asOf time.Time) (*domain.Account, error) {
+func (s *EventStore) LoadAsOf(ctx context.Context, id uuid.UUID, asOf time.Time) (_ *domain.Account, err error) {
+	defer dberr.Mark(&err)
 	a, err := s.load(ctx, id, asOf)
 	if err != nil {
 		return nil, err
@@ -281,7 +284,8 @@ func buildAppendSQL(nEvents int, keep bool) string {
 }
 
 // Append implements command.EventStore.
-func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
+func (s *EventStore) Append(ctx context.Context, ap command.Append) (err error) {
+	defer dberr.Mark(&err)
 	events := ap.Account.Uncommitted()
 	keep := ap.Idempotency != nil && ap.Response != nil
 	if len(events) == 0 && !keep {
@@ -370,7 +374,8 @@ func (s *EventStore) maybeSnapshot(ctx context.Context, a *domain.Account, befor
 
 // SaveSnapshot stores st as the snapshot of its stream at st.Version. The
 // snapshot's recorded_at is that of its last event, read from the store.
-func (s *EventStore) SaveSnapshot(ctx context.Context, st domain.AccountState) error {
+func (s *EventStore) SaveSnapshot(ctx context.Context, st domain.AccountState) (err error) {
+	defer dberr.Mark(&err)
 	state, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -383,12 +388,13 @@ ON CONFLICT DO NOTHING`, pgUUID(st.ID), st.Version, domain.SnapshotStateVersion,
 }
 
 // LookupResponse implements command.EventStore.
-func (s *EventStore) LookupResponse(ctx context.Context, scope command.IdempotencyScope) (*command.StoredResponse, error) {
+func (s *EventStore) LookupResponse(ctx context.Context, scope command.IdempotencyScope) (_ *command.StoredResponse, err error) {
+	defer dberr.Mark(&err)
 	var (
 		rec     command.StoredResponse
 		headers []byte
 	)
-	err := s.pool.QueryRow(ctx, `
+	err = s.pool.QueryRow(ctx, `
 SELECT request_hash, response_status, response_headers, response_body
 FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND idempotency_key = $4`,
 		scope.Principal, scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Response.Status, &headers, &rec.Response.Body)
@@ -407,7 +413,8 @@ FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND ide
 }
 
 // PurgeIdempotencyKeys deletes records older than keep (the contract keeps them at least 24 h).
-func (s *EventStore) PurgeIdempotencyKeys(ctx context.Context, keep time.Duration) (int64, error) {
+func (s *EventStore) PurgeIdempotencyKeys(ctx context.Context, keep time.Duration) (_ int64, err error) {
+	defer dberr.Mark(&err)
 	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval`, keep)
 	return tag.RowsAffected(), err
 }

@@ -292,6 +292,10 @@ func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, s store.Schema) erro
 	return nil
 }
 
+// purgeBatch is how many idempotency records one DELETE removes: a few
+// milliseconds of work, so no purge transaction holds the projector back.
+const purgeBatch = 1000
+
 func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep time.Duration, log zerolog.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -300,11 +304,14 @@ func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep ti
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := events.PurgeIdempotencyKeys(ctx, keep)
-			if err != nil && ctx.Err() == nil {
-				log.Warn().Err(err).Msg("purging old idempotency keys failed")
-			} else if n > 0 {
-				log.Info().Int64("deleted", n).Msg("purged old idempotency keys")
+			res, err := events.PurgeIdempotencyKeys(ctx, keep, purgeBatch)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn().Err(err).Int64("deleted", res.Deleted).Msg("purging old idempotency keys failed")
+			case res.Busy:
+				log.Debug().Msg("another api instance is purging old idempotency keys")
+			case res.Deleted > 0:
+				log.Info().Int64("deleted", res.Deleted).Int("batches", res.Batches).Msg("purged old idempotency keys")
 			}
 		}
 	}

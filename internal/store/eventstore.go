@@ -412,9 +412,65 @@ FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND ide
 	return &rec, nil
 }
 
-// PurgeIdempotencyKeys deletes records older than keep (the contract keeps them at least 24 h).
-func (s *EventStore) PurgeIdempotencyKeys(ctx context.Context, keep time.Duration) (_ int64, err error) {
+// PurgeLockKey is the pg_try_advisory_lock key, on the event store, that lets
+// one api instance at a time purge idempotency keys ("evbank-i"; the
+// projector's rebuild uses "evbank-r").
+const PurgeLockKey int64 = 0x657662616e6b2d69
+
+// PurgeResult is what one PurgeIdempotencyKeys call did.
+type PurgeResult struct {
+	Deleted int64
+	// Batches is the number of DELETE statements, each its own transaction.
+	Batches int
+	// Busy means another session held PurgeLockKey: this call did nothing.
+	Busy bool
+}
+
+// PurgeIdempotencyKeys deletes records older than keep (the contract keeps them
+// at least 24 h), at most batch rows per statement, until none is left or ctx
+// ends. Each statement is its own short transaction: one DELETE of every
+// expired row would hold a snapshot back for its whole run, and with it every
+// tailing reader (DESIGN §4). One session at a time purges, under a session
+// advisory lock on a connection of its own; the others find it busy and
+// return at once.
+func (s *EventStore) PurgeIdempotencyKeys(ctx context.Context, keep time.Duration, batch int) (res PurgeResult, err error) {
 	defer dberr.Mark(&err)
-	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval`, keep)
-	return tag.RowsAffected(), err
+	if batch <= 0 {
+		return res, fmt.Errorf("purge idempotency keys: batch %d must be positive", batch)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return res, fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, PurgeLockKey).Scan(&got); err != nil {
+		return res, fmt.Errorf("purge idempotency keys: lock: %w", err)
+	}
+	if !got {
+		res.Busy = true
+		return res, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, PurgeLockKey); uerr != nil {
+			// A pooled session must not keep the lock: closing it ends the
+			// session, and the pool drops the closed connection.
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+	for {
+		tag, err := conn.Exec(ctx, `
+DELETE FROM idempotency_keys WHERE ctid IN (
+	SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2)`, keep, batch)
+		if err != nil {
+			return res, fmt.Errorf("purge idempotency keys: %w", err)
+		}
+		res.Batches++
+		res.Deleted += tag.RowsAffected()
+		if tag.RowsAffected() < int64(batch) {
+			return res, nil
+		}
+	}
 }

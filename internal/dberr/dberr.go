@@ -36,8 +36,10 @@ func IsUnavailable(err error) bool {
 }
 
 func unreachable(err error) bool {
-	// A client that hung up is not an outage, whatever the driver was doing.
-	if errors.Is(err, context.Canceled) {
+	// A client that hung up is not an outage, whatever the driver was doing;
+	// nor is the request's own deadline passing (that is its timeout, which
+	// the caller reports as such).
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var (

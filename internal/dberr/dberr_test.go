@@ -52,6 +52,7 @@ func TestClassify(t *testing.T) {
 		{"no rows", pgx.ErrNoRows, false},
 		{"client hung up", context.Canceled, false},
 		{"client hung up while connecting", fmt.Errorf("%w: %w", refused, context.Canceled), false},
+		{"request deadline while connecting", fmt.Errorf("%w: %w", refused, context.DeadlineExceeded), false},
 		{"another error", errors.New("boom"), false},
 	}
 	for _, tc := range tests {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/evbank/bank/internal/auth/authtest"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/httpapi"
 	"github.com/evbank/bank/internal/pgtest"
@@ -23,7 +24,8 @@ func TestDatabaseStopped(t *testing.T) {
 	url, stop := pgtest.StoppableServer(t)
 	pool := pgtest.NewPool(t, url)
 	events := store.NewEventStore(pool, store.Options{DefaultCurrency: domain.MustCurrency("USD"), SnapshotEvery: 100})
-	a := &testAPI{t: t, dbURL: url, pool: pool, read: pool, events: events}
+	a := &testAPI{t: t, dbURL: url, pool: pool, read: pool, events: events, iss: authtest.New(t)}
+	a.token = a.tokenFor(adminSubject, "bank:admin")
 	a.serve()
 
 	id := mustOpen(t, a, map[string]any{"owner_id": "down", "initial_deposit": "5.00"})["id"].(string)

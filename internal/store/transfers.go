@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/dberr"
 )
 
 // stepEvent is the INSERT of one transfer step's event, fed by the saga CTE
@@ -41,7 +42,8 @@ WITH saga AS (
 )` + stepEvent
 
 // BeginTransfer implements command.EventStore.
-func (s *EventStore) BeginTransfer(ctx context.Context, ap command.Append, saga command.TransferSaga) error {
+func (s *EventStore) BeginTransfer(ctx context.Context, ap command.Append, saga command.TransferSaga) (err error) {
+	defer dberr.Mark(&err)
 	args, err := stepArgs(ap)
 	if err != nil {
 		return err
@@ -56,7 +58,8 @@ func (s *EventStore) BeginTransfer(ctx context.Context, ap command.Append, saga 
 }
 
 // FinishTransfer implements command.EventStore.
-func (s *EventStore) FinishTransfer(ctx context.Context, ap command.Append, id uuid.UUID, status command.TransferStatus, reason string) (bool, error) {
+func (s *EventStore) FinishTransfer(ctx context.Context, ap command.Append, id uuid.UUID, status command.TransferStatus, reason string) (_ bool, err error) {
+	defer dberr.Mark(&err)
 	args, err := stepArgs(ap)
 	if err != nil {
 		return false, err
@@ -106,7 +109,8 @@ func scanSaga(row pgx.Row) (command.TransferSaga, error) {
 }
 
 // Transfer implements command.EventStore.
-func (s *EventStore) Transfer(ctx context.Context, id uuid.UUID) (command.TransferSaga, error) {
+func (s *EventStore) Transfer(ctx context.Context, id uuid.UUID) (_ command.TransferSaga, err error) {
+	defer dberr.Mark(&err)
 	t, err := scanSaga(s.pool.QueryRow(ctx, `SELECT `+sagaColumns+` FROM transfer_sagas WHERE transfer_id = $1`, pgUUID(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, command.ErrTransferNotFound
@@ -118,7 +122,8 @@ func (s *EventStore) Transfer(ctx context.Context, id uuid.UUID) (command.Transf
 }
 
 // PendingTransfers implements command.EventStore.
-func (s *EventStore) PendingTransfers(ctx context.Context, olderThan time.Duration, limit int) ([]command.TransferSaga, error) {
+func (s *EventStore) PendingTransfers(ctx context.Context, olderThan time.Duration, limit int) (_ []command.TransferSaga, err error) {
+	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
 SELECT `+sagaColumns+` FROM transfer_sagas
 WHERE status = 'pending' AND created_at < now() - $1::interval
@@ -141,6 +146,7 @@ ORDER BY created_at LIMIT $2`, olderThan, limit)
 // TransferBacklog is the number of pending transfers and the age of the
 // oldest, for the metrics.
 func (s *EventStore) TransferBacklog(ctx context.Context) (pending int64, oldest time.Duration, err error) {
+	defer dberr.Mark(&err)
 	var age *float64
 	err = s.pool.QueryRow(ctx, `
 SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM transfer_sagas WHERE status = 'pending'`).Scan(&pending, &age)

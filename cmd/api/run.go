@@ -186,6 +186,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	}
 
 	go purgeIdempotencyKeys(ctx, events, cfg.IdempotencyTTL, log)
+	go recoverTransfers(ctx, events, commands, cfg.TransferRecoveryAfter, telemetry.NewTransferMetrics(reg), log)
 	if startProfiling != nil {
 		stop, err := startProfiling(ctx, log)
 		if err != nil {

@@ -438,39 +438,58 @@ func (s *EventStore) PurgeIdempotencyKeys(ctx context.Context, keep time.Duratio
 	if batch <= 0 {
 		return res, fmt.Errorf("purge idempotency keys: batch %d must be positive", batch)
 	}
-	conn, err := s.pool.Acquire(ctx)
+	ran, err := s.TryExclusive(ctx, PurgeLockKey, func(ctx context.Context) error {
+		for {
+			tag, err := s.pool.Exec(ctx, `
+DELETE FROM idempotency_keys WHERE ctid IN (
+	SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2)`, keep, batch)
+			if err != nil {
+				return err
+			}
+			res.Batches++
+			res.Deleted += tag.RowsAffected()
+			if tag.RowsAffected() < int64(batch) {
+				return nil
+			}
+		}
+	})
+	res.Busy = !ran && err == nil
 	if err != nil {
 		return res, fmt.Errorf("purge idempotency keys: %w", err)
 	}
+	return res, nil
+}
+
+// TransferRecoveryLockKey lets one api instance at a time recover transfers
+// ("evbank-t").
+const TransferRecoveryLockKey int64 = 0x657662616e6b2d74
+
+// TryExclusive runs fn unless another session holds the advisory lock key,
+// holding it meanwhile on a connection of its own: one api instance at a
+// time does the work, and the others find it busy (ran false) at once. A
+// crashed holder's session ends and frees the lock.
+func (s *EventStore) TryExclusive(ctx context.Context, key int64, fn func(ctx context.Context) error) (ran bool, err error) {
+	defer dberr.Mark(&err)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
 	defer conn.Release()
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, PurgeLockKey).Scan(&got); err != nil {
-		return res, fmt.Errorf("purge idempotency keys: lock: %w", err)
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+		return false, fmt.Errorf("advisory lock: %w", err)
 	}
 	if !got {
-		res.Busy = true
-		return res, nil
+		return false, nil
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, PurgeLockKey); uerr != nil {
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, key); uerr != nil {
 			// A pooled session must not keep the lock: closing it ends the
 			// session, and the pool drops the closed connection.
 			_ = conn.Conn().Close(uctx)
 		}
 	}()
-	for {
-		tag, err := conn.Exec(ctx, `
-DELETE FROM idempotency_keys WHERE ctid IN (
-	SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2)`, keep, batch)
-		if err != nil {
-			return res, fmt.Errorf("purge idempotency keys: %w", err)
-		}
-		res.Batches++
-		res.Deleted += tag.RowsAffected()
-		if tag.RowsAffected() < int64(batch) {
-			return res, nil
-		}
-	}
+	return true, fn(ctx)
 }

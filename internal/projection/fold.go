@@ -64,13 +64,24 @@ type DailySummary struct {
 	Day                   time.Time // UTC midnight
 	Currency              string
 	DepositsCount         int
-	DepositsTotalMinor    int64
+	DepositsTotalMinor    domain.Total
 	WithdrawalsCount      int
-	WithdrawalsTotalMinor int64
+	WithdrawalsTotalMinor domain.Total
 	// ClosingBalanceMinor is the balance after the day's last movement (by version).
 	ClosingBalanceMinor int64
 	// LastVersion is the version of that movement.
 	LastVersion int
+}
+
+// add counts one movement into the day. Errors: a total past what
+// domain.Total holds, which no real day reaches.
+func (d *DailySummary) add(typ string, amount int64) error {
+	if typ == TypeDeposit {
+		d.DepositsCount++
+		return d.DepositsTotalMinor.Add(amount)
+	}
+	d.WithdrawalsCount++
+	return d.WithdrawalsTotalMinor.Add(amount)
 }
 
 // Tables is the content of the three read tables.
@@ -144,12 +155,8 @@ func (f *Fold) Apply(e store.RecordedEvent) error {
 	key := DayKey{AccountID: e.StreamID, Day: UTCDay(e.RecordedAt)}
 	d := f.tables.Daily[key]
 	d.AccountID, d.Day, d.Currency = key.AccountID, key.Day, cur
-	if typ == TypeDeposit {
-		d.DepositsCount++
-		d.DepositsTotalMinor += amount
-	} else {
-		d.WithdrawalsCount++
-		d.WithdrawalsTotalMinor += amount
+	if err := d.add(typ, amount); err != nil {
+		return fmt.Errorf("fold: %s: %w", store.PositionOf(e), err)
 	}
 	d.ClosingBalanceMinor, d.LastVersion = a.Balance(), e.Version
 	f.tables.Daily[key] = d

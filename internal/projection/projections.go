@@ -314,7 +314,7 @@ func scanStreamStates(p *Projection, into map[uuid.UUID]streamState) func(pgx.Ro
 // deposit or withdrawal with the balance after it. The table holds movements
 // only, so it can check that versions increase, not that they are contiguous;
 // account_balances checks that, and the Runner checks each batch.
-func (w *movementsWork) foldMovements(fn func(e store.RecordedEvent, typ string, amount int64, currency, description string, balanceAfter int64)) error {
+func (w *movementsWork) foldMovements(fn func(e store.RecordedEvent, typ string, amount int64, currency, description string, balanceAfter int64) error) error {
 	p, prior, events := w.p, w.prior, w.events
 	states := make(map[uuid.UUID]streamState, len(prior))
 	for _, e := range events {
@@ -332,7 +332,9 @@ func (w *movementsWork) foldMovements(fn func(e store.RecordedEvent, typ string,
 			} else {
 				st.balance -= amount
 			}
-			fn(e, typ, amount, cur, desc, st.balance)
+			if err := fn(e, typ, amount, cur, desc, st.balance); err != nil {
+				return fmt.Errorf("projection %s: event at %s of stream %s: %w", p.name, store.PositionOf(e), e.StreamID, err)
+			}
 		}
 		states[e.StreamID] = st
 	}
@@ -342,11 +344,12 @@ func (w *movementsWork) foldMovements(fn func(e store.RecordedEvent, typ string,
 
 func (w *historyWork) fold() error {
 	w.rows = w.rows[:0]
-	return w.foldMovements(func(e store.RecordedEvent, typ string, amount int64, cur, desc string, after int64) {
+	return w.foldMovements(func(e store.RecordedEvent, typ string, amount int64, cur, desc string, after int64) error {
 		w.rows = append(w.rows, Transaction{
 			EventID: e.EventID, AccountID: e.StreamID, Type: typ, AmountMinor: amount, Currency: cur,
 			Description: desc, BalanceAfterMinor: after, Version: e.Version, OccurredAt: e.RecordedAt,
 		})
+		return nil
 	})
 }
 
@@ -388,7 +391,7 @@ func (w *dailyWork) queueLoad(b *pgx.Batch) {
 func (w *dailyWork) fold() error {
 	days := map[DayKey]int{} // index into w.rows
 	w.rows = w.rows[:0]
-	return w.foldMovements(func(e store.RecordedEvent, typ string, amount int64, cur, _ string, after int64) {
+	return w.foldMovements(func(e store.RecordedEvent, typ string, amount int64, cur, _ string, after int64) error {
 		key := DayKey{AccountID: e.StreamID, Day: UTCDay(e.RecordedAt)}
 		i, ok := days[key]
 		if !ok {
@@ -398,14 +401,8 @@ func (w *dailyWork) fold() error {
 		}
 		d := &w.rows[i]
 		d.Currency = cur
-		if typ == TypeDeposit {
-			d.DepositsCount++
-			d.DepositsTotalMinor += amount
-		} else {
-			d.WithdrawalsCount++
-			d.WithdrawalsTotalMinor += amount
-		}
 		d.ClosingBalanceMinor, d.LastVersion = after, e.Version
+		return d.add(typ, amount)
 	})
 }
 
@@ -419,23 +416,24 @@ func (w *dailyWork) queueWrite(b *pgx.Batch) {
 		days                = make([]time.Time, n)
 		curs                = make([]string, n)
 		depCounts, wdCounts = make([]int32, n), make([]int32, n)
-		depTotals, wdTotals = make([]int64, n), make([]int64, n)
+		depTotals, wdTotals = make([]string, n), make([]string, n)
 		closing             = make([]int64, n)
 		lastVersions        = make([]int32, n)
 	)
 	for i, r := range w.rows {
 		ids[i], days[i], curs[i] = r.AccountID, r.Day, r.Currency
-		depCounts[i], depTotals[i] = int32(r.DepositsCount), r.DepositsTotalMinor
-		wdCounts[i], wdTotals[i] = int32(r.WithdrawalsCount), r.WithdrawalsTotalMinor
+		depCounts[i], depTotals[i] = int32(r.DepositsCount), r.DepositsTotalMinor.String()
+		wdCounts[i], wdTotals[i] = int32(r.WithdrawalsCount), r.WithdrawalsTotalMinor.String()
 		closing[i], lastVersions[i] = r.ClosingBalanceMinor, int32(r.LastVersion)
 	}
 	// A day already in the table gets the batch's movements added. Every event of
 	// the batch is newer than any the table holds for the account (fold checked
 	// it), so the batch's closing balance is the day's; the WHERE makes a row
-	// that would go backwards count as not written.
+	// that would go backwards count as not written. Totals travel as decimal
+	// text and are added as numeric: a batch's or a day's sum may pass 2^63.
 	b.Queue(`INSERT INTO `+w.table+` AS d (account_id, day, currency, deposits_count, deposits_total_minor,
     withdrawals_count, withdrawals_total_minor, closing_balance_minor, last_version)
-SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::int[], $5::bigint[], $6::int[], $7::bigint[], $8::bigint[], $9::int[])
+SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::int[], $5::text[]::numeric[], $6::int[], $7::text[]::numeric[], $8::bigint[], $9::int[])
 ON CONFLICT (account_id, day) DO UPDATE SET
     currency = excluded.currency,
     deposits_count = d.deposits_count + excluded.deposits_count,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/store"
@@ -42,9 +43,10 @@ type dayKey struct {
 }
 
 type dayAgg struct {
-	currency                                 string
-	deposits, withdrawals, lastVersion       int32
-	depositsTotal, withdrawalsTotal, closing int64
+	currency                           string
+	deposits, withdrawals, lastVersion int32
+	depositsTotal, withdrawalsTotal    domain.Total
+	closing                            int64
 }
 
 func unixDay(t time.Time) int32 { return int32(UTCDay(t).Unix() / 86400) }
@@ -96,12 +98,16 @@ func (f *rebuildFold) apply(e store.RecordedEvent, emit bool) error {
 			f.days[k] = d
 		}
 		d.currency = cur
+		var err error
 		if typ == TypeDeposit {
 			d.deposits++
-			d.depositsTotal += amount
+			err = d.depositsTotal.Add(amount)
 		} else {
 			d.withdrawals++
-			d.withdrawalsTotal += amount
+			err = d.withdrawalsTotal.Add(amount)
+		}
+		if err != nil {
+			return fmt.Errorf("rebuild: %s: %w", store.PositionOf(e), err)
 		}
 		d.closing, d.lastVersion = a.Balance(), int32(e.Version)
 	}
@@ -134,23 +140,40 @@ FROM `+ident(AccountBalancesName+ShadowSuffix))
 	if err != nil || f.days == nil {
 		return err
 	}
-	rows, err = q.Query(ctx, `SELECT account_id, day, currency, deposits_count, deposits_total_minor, withdrawals_count,
-       withdrawals_total_minor, closing_balance_minor, last_version FROM `+ident(DailySummariesName+ShadowSuffix))
+	rows, err = q.Query(ctx, `SELECT account_id, day, currency, deposits_count, deposits_total_minor::text, withdrawals_count,
+       withdrawals_total_minor::text, closing_balance_minor, last_version FROM `+ident(DailySummariesName+ShadowSuffix))
 	if err != nil {
 		return err
 	}
 	var (
-		k   dayKey
-		day time.Time
-		d   dayAgg
+		k            dayKey
+		day          time.Time
+		d            dayAgg
+		depTotal, wd string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&k.id, &day, &d.currency, &d.deposits, &d.depositsTotal, &d.withdrawals, &d.withdrawalsTotal, &d.closing, &d.lastVersion}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&k.id, &day, &d.currency, &d.deposits, &depTotal, &d.withdrawals, &wd, &d.closing, &d.lastVersion}, func() error {
+		var err error
+		if d.depositsTotal, err = domain.ParseTotal(depTotal); err != nil {
+			return fmt.Errorf("saved day of account %s: %w", k.id, err)
+		}
+		if d.withdrawalsTotal, err = domain.ParseTotal(wd); err != nil {
+			return fmt.Errorf("saved day of account %s: %w", k.id, err)
+		}
 		k.day = unixDay(day)
 		v := d
 		f.days[k] = &v
 		return nil
 	})
 	return err
+}
+
+// numeric is t as COPY encodes it into a numeric column: an int64 while it
+// fits, which costs no allocation, else the exact big integer.
+func numeric(t domain.Total) any {
+	if n, ok := t.Int64(); ok {
+		return n
+	}
+	return pgtype.Numeric{Int: t.Big(), Valid: true}
 }
 
 // rowSource is a pgx.CopyFromSource of the rows from..to-1 that fill makes.
@@ -650,8 +673,8 @@ TRUNCATE `+tables); err != nil {
 		err := rb.copyRows(ctx, DailySummariesName+ShadowSuffix, dailyColumns, len(keys), func(i int, v []any) {
 			k := keys[i]
 			d := f.days[k]
-			v[0], v[1], v[2], v[3], v[4] = [16]byte(k.id), dayTime(k.day), d.currency, d.deposits, d.depositsTotal
-			v[5], v[6], v[7], v[8] = d.withdrawals, d.withdrawalsTotal, d.closing, d.lastVersion
+			v[0], v[1], v[2], v[3], v[4] = [16]byte(k.id), dayTime(k.day), d.currency, d.deposits, numeric(d.depositsTotal)
+			v[5], v[6], v[7], v[8] = d.withdrawals, numeric(d.withdrawalsTotal), d.closing, d.lastVersion
 		}, func(n int) {
 			rb.report(phase, pos, done, fmt.Sprintf("%s %d/%d rows", DailySummariesName+ShadowSuffix, n, len(keys)))
 		})

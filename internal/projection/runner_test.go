@@ -69,10 +69,10 @@ VALUES ($1, 'BankAccount', 4, $2, 'MoneyDeposited', 1, '{"amount":2.5,"descripti
 	}
 	d1 := got.Daily[DayKey{id, UTCDay(day1)}]
 	d2 := got.Daily[DayKey{id, UTCDay(day2)}]
-	if d1.DepositsCount != 1 || d1.DepositsTotalMinor != 1000 || d1.WithdrawalsCount != 1 || d1.WithdrawalsTotalMinor != 300 || d1.ClosingBalanceMinor != 700 || d1.LastVersion != 3 {
+	if d1.DepositsCount != 1 || d1.DepositsTotalMinor.String() != "1000" || d1.WithdrawalsCount != 1 || d1.WithdrawalsTotalMinor.String() != "300" || d1.ClosingBalanceMinor != 700 || d1.LastVersion != 3 {
 		t.Errorf("day 1: %+v", d1)
 	}
-	if d2.DepositsCount != 1 || d2.DepositsTotalMinor != 250 || d2.WithdrawalsCount != 1 || d2.WithdrawalsTotalMinor != 950 || d2.ClosingBalanceMinor != 0 || d2.LastVersion != 5 || d2.Currency != "USD" {
+	if d2.DepositsCount != 1 || d2.DepositsTotalMinor.String() != "250" || d2.WithdrawalsCount != 1 || d2.WithdrawalsTotalMinor.String() != "950" || d2.ClosingBalanceMinor != 0 || d2.LastVersion != 5 || d2.Currency != "USD" {
 		t.Errorf("day 2: %+v", d2)
 	}
 	if len(got.Daily) != 2 {

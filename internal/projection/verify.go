@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/store"
 )
 
@@ -67,12 +68,22 @@ func readHistory(ctx context.Context, tx pgx.Tx, into map[uuid.UUID]Transaction)
 }
 
 func readDaily(ctx context.Context, tx pgx.Tx, into map[DayKey]DailySummary) error {
-	rows, err := tx.Query(ctx, `SELECT account_id, day, currency, deposits_count, deposits_total_minor, withdrawals_count, withdrawals_total_minor, closing_balance_minor, last_version FROM daily_summaries`)
+	rows, err := tx.Query(ctx, `SELECT account_id, day, currency, deposits_count, deposits_total_minor::text, withdrawals_count, withdrawals_total_minor::text, closing_balance_minor, last_version FROM daily_summaries`)
 	if err != nil {
 		return err
 	}
-	var r DailySummary
-	_, err = pgx.ForEachRow(rows, []any{&r.AccountID, &r.Day, &r.Currency, &r.DepositsCount, &r.DepositsTotalMinor, &r.WithdrawalsCount, &r.WithdrawalsTotalMinor, &r.ClosingBalanceMinor, &r.LastVersion}, func() error {
+	var (
+		r            DailySummary
+		depTotal, wd string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&r.AccountID, &r.Day, &r.Currency, &r.DepositsCount, &depTotal, &r.WithdrawalsCount, &wd, &r.ClosingBalanceMinor, &r.LastVersion}, func() error {
+		var err error
+		if r.DepositsTotalMinor, err = domain.ParseTotal(depTotal); err != nil {
+			return fmt.Errorf("daily_summaries of %s: %w", r.AccountID, err)
+		}
+		if r.WithdrawalsTotalMinor, err = domain.ParseTotal(wd); err != nil {
+			return fmt.Errorf("daily_summaries of %s: %w", r.AccountID, err)
+		}
 		r.Day = UTCDay(r.Day)
 		into[DayKey{AccountID: r.AccountID, Day: r.Day}] = r
 		return nil

@@ -25,7 +25,7 @@ type Schema struct {
 // The two schemas. Latest is the version a binary expects; /readyz compares against it.
 var (
 	EventStoreSchema = Schema{Name: "event store", Files: migrations.EventStore, Table: "schema_migrations", Latest: 1}
-	ReadModelSchema  = Schema{Name: "read model", Files: migrations.ReadModel, Table: "read_schema_migrations", Latest: 2}
+	ReadModelSchema  = Schema{Name: "read model", Files: migrations.ReadModel, Table: "read_schema_migrations", Latest: 3}
 )
 
 // Migrate applies the pending migrations of s to the database at url. golang-migrate

@@ -26,6 +26,7 @@ type config struct {
 	StandbyRetry    time.Duration `envconfig:"PROJECTOR_STANDBY_RETRY" default:"1s" desc:"how often a standby instance tries to become active (and the active one checks its lock)"`
 	LockKey         int64         `envconfig:"PROJECTOR_LOCK_KEY" default:"7311139215686446448" desc:"advisory lock key on the read database that elects the active instance"`
 	HeldBackWarning time.Duration `envconfig:"PROJECTOR_HELD_BACK_WARNING" default:"10s" desc:"log the session whose open transaction has held the reader back this long"`
+	FailingAfter    time.Duration `envconfig:"PROJECTOR_FAILING_AFTER" default:"30s" desc:"/readyz answers 503 once batches have failed for this long without one succeeding"`
 	IdleInTxTimeout time.Duration `envconfig:"PROJECTOR_IDLE_IN_TRANSACTION_TIMEOUT" default:"10s" desc:"idle_in_transaction_session_timeout of the projector's database sessions"`
 	DBMaxConns      int32         `envconfig:"PROJECTOR_DB_MAX_CONNS" default:"4" desc:"connection pool size, per database"`
 }
@@ -49,8 +50,8 @@ func loadConfig() (config, error) {
 		return cfg, errors.New("PROJECTOR_BATCH_SIZE must be at least 1")
 	case cfg.PollInterval < time.Millisecond:
 		return cfg, errors.New("PROJECTOR_POLL_INTERVAL must be at least 1ms")
-	case cfg.ShutdownTimeout <= 0 || cfg.BatchTimeout <= 0 || cfg.StandbyRetry <= 0:
-		return cfg, errors.New("SHUTDOWN_TIMEOUT, PROJECTOR_BATCH_TIMEOUT and PROJECTOR_STANDBY_RETRY must be positive")
+	case cfg.ShutdownTimeout <= 0 || cfg.BatchTimeout <= 0 || cfg.StandbyRetry <= 0 || cfg.FailingAfter <= 0:
+		return cfg, errors.New("SHUTDOWN_TIMEOUT, PROJECTOR_BATCH_TIMEOUT, PROJECTOR_STANDBY_RETRY and PROJECTOR_FAILING_AFTER must be positive")
 	case cfg.BatchTimeout >= cfg.ShutdownTimeout:
 		return cfg, fmt.Errorf("PROJECTOR_BATCH_TIMEOUT (%s) must be below SHUTDOWN_TIMEOUT (%s), so that shutdown can finish a batch", cfg.BatchTimeout, cfg.ShutdownTimeout)
 	case cfg.DBMaxConns < 2:

@@ -170,7 +170,11 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := readiness(r.Context(), cfg, events, read); err != nil {
+		err := readiness(r.Context(), cfg, events, read)
+		if err == nil {
+			err = failing(runner, cfg.FailingAfter)
+		}
+		if err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error(), "active": runner.Active()})
 			return
 		}
@@ -231,6 +235,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// failing reports batches that have failed for longer than after: the
+// projector is up but the read tables stand still, which must not look ready.
+// In words only; the log has the errors.
+func failing(r *projection.Runner, after time.Duration) error {
+	f, ok := r.Failing()
+	if !ok {
+		return nil
+	}
+	d := time.Since(f.Since)
+	if d < after {
+		return nil
+	}
+	at := ""
+	if f.Event != "" {
+		at = " at " + f.Event
+	}
+	return fmt.Errorf("projector batches failing for %s (%d attempts)%s; see the log", d.Truncate(time.Second), f.Count, at)
 }
 
 // readiness: both databases reachable, each schema at the version this binary

@@ -109,6 +109,7 @@ type Runner struct {
 	stamps      map[string]time.Time // checkpoint rows' updated_at, part of the compare-and-set
 	high        map[string]mark      // newest event applied, for lag
 	loaded      bool
+	failing     Failure // zero while batches succeed
 
 	cache *caches // touched by the goroutine applying batches only
 
@@ -116,6 +117,27 @@ type Runner struct {
 
 	// afterApply, when set (tests), sees every committed batch.
 	afterApply func(events []store.RecordedEvent)
+}
+
+// Failure describes batches failing one after another, without a success
+// between them.
+type Failure struct {
+	// Since is when the first of them failed; Count how many have.
+	Since time.Time
+	Count int
+	// Event names the event the last failed batch started with (its position
+	// and stream), when the batch could be read; "" otherwise.
+	Event string
+}
+
+// Failing reports the batches failing now; ok is false while they succeed.
+// A process health check turns unready when they have failed for long: a
+// batch that fails again and again is an incident, not something to retry
+// quietly.
+func (r *Runner) Failing() (f Failure, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failing, r.failing.Count > 0
 }
 
 // mark is a point of the global order with its time, for lag.
@@ -280,19 +302,34 @@ func (r *Runner) runActive(ctx context.Context, lock *pgx.Conn) error {
 			lastCheck = time.Now()
 		}
 		var res stepResult
+		// After a failure, batches of one event until one succeeds: the
+		// failing batch then is the failing event, and the log names it.
+		limit := r.opts.BatchSize
+		if failures > 0 {
+			limit = 1
+		}
 		err := r.withBatchContext(ctx, func(bctx context.Context) error {
 			var err error
-			res, err = r.step(bctx)
+			res, err = r.step(bctx, limit)
 			return err
 		})
 		if err != nil {
-			if isFatal(err) || errors.Is(err, ErrCheckpointMoved) {
+			if errors.Is(err, ErrCheckpointMoved) {
 				return err
 			}
 			failures++
-			r.log.Error().Err(err).Int("failures", failures).Msg("projector batch failed; retrying")
+			r.batchFailed(ctx, res, err, failures)
+			if isFatal(err) {
+				return err
+			}
 			sleep(ctx, min(time.Duration(failures)*r.opts.StandbyRetry/4, 5*time.Second))
 			continue
+		}
+		if failures > 0 {
+			r.log.Info().Int("failures", failures).Msg("projector batch applied again after failures")
+			r.mu.Lock()
+			r.failing = Failure{}
+			r.mu.Unlock()
 		}
 		failures = 0
 		switch {
@@ -336,7 +373,7 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	}
 	poll := r.opts.MinPoll
 	for {
-		res, err := r.step(ctx)
+		res, err := r.step(ctx, r.opts.BatchSize)
 		if err != nil {
 			return err
 		}
@@ -425,12 +462,17 @@ func readCheckpointRows(ctx context.Context, q queryer) (map[string]store.Positi
 
 type stepResult struct {
 	events   int  // read (and applied where due)
-	full     bool // the read returned BatchSize events: more are waiting
+	full     bool // the read returned as many events as asked: more are waiting
 	heldBack bool // committed events wait for an older transaction
+	// first is the batch's first event and head the head read with it, also
+	// when applying the batch failed.
+	first *store.RecordedEvent
+	head  *store.Head
 }
 
-// step reads one batch after the lowest checkpoint and applies it.
-func (r *Runner) step(ctx context.Context) (stepResult, error) {
+// step reads up to limit events after the lowest checkpoint and applies them.
+// When applying fails, the result still says which events were read.
+func (r *Runner) step(ctx context.Context, limit int) (stepResult, error) {
 	r.mu.Lock()
 	if !r.loaded {
 		r.mu.Unlock()
@@ -445,15 +487,16 @@ func (r *Runner) step(ctx context.Context) (stepResult, error) {
 	r.mu.Unlock()
 
 	start := time.Now()
-	tb, err := r.tailer.Read(ctx, from, r.opts.BatchSize)
+	tb, err := r.tailer.Read(ctx, from, limit)
 	if err != nil {
 		return stepResult{}, err
 	}
-	res := stepResult{events: len(tb.Events), full: len(tb.Events) == r.opts.BatchSize, heldBack: tb.HeldBack}
+	res := stepResult{events: len(tb.Events), full: len(tb.Events) == limit, heldBack: tb.HeldBack}
 	r.watchHeldBack(ctx, tb)
 	if len(tb.Events) > 0 {
+		res.first, res.head = &tb.Events[0], &tb.Head
 		if err := r.apply(ctx, tb.Events); err != nil {
-			return stepResult{}, err
+			return res, err
 		}
 		r.m.batchSize.Observe(float64(len(tb.Events)))
 		r.m.batchDuration.Observe(time.Since(start).Seconds())
@@ -601,10 +644,62 @@ func (r *Runner) applyOnce(ctx context.Context, events []store.RecordedEvent) er
 	return nil
 }
 
-// observeLag sets each projection's lag behind head.
+// batchFailed makes a failed batch seen: it is counted, the lag is measured
+// from the head of the event store (the batch that failed measured nothing),
+// and the log names the event the batch started with.
+func (r *Runner) batchFailed(ctx context.Context, res stepResult, err error, failures int) {
+	r.m.batchFailures.Inc()
+	ev := r.log.Error().Err(err).Int("failures", failures)
+	event := ""
+	var up *store.UpcastError
+	switch {
+	case res.first != nil:
+		e := res.first
+		event = fmt.Sprintf("%s, stream %s version %d (%s)", store.PositionOf(*e), e.StreamID, e.Version, e.EventType)
+		ev = ev.Uint64("transaction_id", e.TransactionID).Int64("global_position", e.GlobalPosition).
+			Str("stream_id", e.StreamID.String()).Int("version", e.Version).Str("event_type", e.EventType).Int("batch_events", res.events)
+	case errors.As(err, &up):
+		event = fmt.Sprintf("position %d, stream %s version %d", up.GlobalPosition, up.StreamID, up.Version)
+		ev = ev.Int64("global_position", up.GlobalPosition).Str("stream_id", up.StreamID.String()).Int("version", up.Version)
+	}
+	r.mu.Lock()
+	if r.failing.Count == 0 {
+		r.failing.Since = time.Now()
+	}
+	r.failing.Count = failures
+	r.failing.Event = event
+	r.mu.Unlock()
+	if res.head != nil {
+		r.observeLag(*res.head)
+	} else {
+		// The read failed, so no head came with it; ask for it alone.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		head, herr := r.tailer.Head(hctx)
+		cancel()
+		if herr == nil {
+			r.observeLag(head)
+		}
+	}
+	switch {
+	case isFatal(err):
+		ev.Msg("projector batch failed; it cannot succeed on retry")
+	case failures == 1 && res.events > 1:
+		ev.Msg("projector batch failed; retrying one event at a time to find the failing one")
+	default:
+		ev.Msg("projector batch failed; retrying")
+	}
+}
+
+// observeLag sets each projection's lag behind head. While batches fail, the
+// lag in seconds is at least the time since the first failure, so that it
+// keeps rising even when nothing new is appended.
 func (r *Runner) observeLag(head store.Head) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var failingFor float64
+	if r.failing.Count > 0 {
+		failingFor = time.Since(r.failing.Since).Seconds()
+	}
 	for _, p := range r.opts.Projections {
 		h := r.high[p.name]
 		behind := max(0, head.GlobalPosition-h.pos)
@@ -613,7 +708,9 @@ func (r *Runner) observeLag(head store.Head) {
 		case behind == 0:
 			r.m.lagSeconds.WithLabelValues(p.name).Set(0)
 		case !h.at.IsZero():
-			r.m.lagSeconds.WithLabelValues(p.name).Set(max(0, head.RecordedAt.Sub(h.at).Seconds()))
+			r.m.lagSeconds.WithLabelValues(p.name).Set(max(0, head.RecordedAt.Sub(h.at).Seconds(), failingFor))
+		case failingFor > 0:
+			r.m.lagSeconds.WithLabelValues(p.name).Set(failingFor)
 		}
 	}
 }

@@ -261,6 +261,26 @@ func (t *Tailer) Read(ctx context.Context, after Position, limit int) (TailBatch
 	return b, nil
 }
 
+// Head returns the newest committed event, readable yet or not, as Read
+// reports it: the projector measures its lag against it when a batch fails,
+// and so reads no batch.
+func (t *Tailer) Head(ctx context.Context) (Head, error) {
+	var (
+		h   Head
+		pos *int64
+		at  *time.Time
+	)
+	err := t.pool.QueryRow(ctx, `SELECT global_position, recorded_at FROM events ORDER BY global_position DESC LIMIT 1`).Scan(&pos, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, nil
+	}
+	if err != nil {
+		return h, fmt.Errorf("head of the event store: %w", err)
+	}
+	h.GlobalPosition, h.RecordedAt = *pos, *at
+	return h, nil
+}
+
 // RecordedAt returns when the event at p was recorded, for lag measured from a
 // checkpoint. ok is false when no event is at p (the zero Position included).
 func (t *Tailer) RecordedAt(ctx context.Context, p Position) (at time.Time, ok bool, err error) {

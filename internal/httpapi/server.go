@@ -15,15 +15,15 @@ import (
 	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/query"
-	"github.com/evbank/bank/internal/store"
 )
 
 var errAccountNotFound = domain.ErrAccountNotFound
 
 // EventReader is what the audit trail and temporal reads need from the event store.
 type EventReader interface {
-	ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]store.RecordedEvent, error)
+	ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]eventlog.RecordedEvent, error)
 	// StreamVersion is the stream's current version, 0 when it does not exist.
 	StreamVersion(ctx context.Context, id uuid.UUID) (int, error)
 	// LoadAsOf folds the stream up to asOf; domain.ErrAccountNotFound before the opening.

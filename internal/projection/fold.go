@@ -1,7 +1,7 @@
 // Package projection keeps the read tables (account_balances,
 // transaction_history, daily_summaries) up to date from the event store.
 //
-// A Runner tails the event store in the gap-safe order (store.Tailer), folds
+// A Runner tails the event store in the gap-safe order (eventlog.Tailer), folds
 // each batch in memory per account and writes it set-based, committing the
 // writes and each projection's checkpoint in one read-database transaction.
 // Fold and Replay compute the same tables from scratch, in memory, through the
@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // Transaction types in transaction_history.type.
@@ -121,13 +121,13 @@ func NewFold() *Fold {
 
 // Apply folds one event. Each stream's events must come in version order from
 // 1 without a gap, else a *ContiguityError (projection "fold") is returned.
-func (f *Fold) Apply(e store.RecordedEvent) error {
+func (f *Fold) Apply(e eventlog.RecordedEvent) error {
 	a := f.accounts[e.StreamID]
 	if a == nil {
 		a = domain.NewAccount(e.StreamID)
 	}
 	if e.Version != a.Version()+1 {
-		return &ContiguityError{Projection: "fold", StreamID: e.StreamID, Have: a.Version(), Got: e.Version, Position: store.PositionOf(e)}
+		return &ContiguityError{Projection: "fold", StreamID: e.StreamID, Have: a.Version(), Got: e.Version, Position: eventlog.PositionOf(e)}
 	}
 	if err := checkFirst(a.Version(), e); err != nil {
 		return err
@@ -156,7 +156,7 @@ func (f *Fold) Apply(e store.RecordedEvent) error {
 	d := f.tables.Daily[key]
 	d.AccountID, d.Day, d.Currency = key.AccountID, key.Day, cur
 	if err := d.add(typ, amount); err != nil {
-		return fmt.Errorf("fold: %s: %w", store.PositionOf(e), err)
+		return fmt.Errorf("fold: %s: %w", eventlog.PositionOf(e), err)
 	}
 	d.ClosingBalanceMinor, d.LastVersion = a.Balance(), e.Version
 	f.tables.Daily[key] = d
@@ -189,11 +189,11 @@ const replayBatch = 5000
 // It returns the tables and the position of the last event folded. Errors: as
 // Tailer.Read and Fold.Apply; and an error when upTo is not reached, which
 // means no event is at upTo.
-func Replay(ctx context.Context, t *store.Tailer, upTo store.Position) (Tables, store.Position, error) {
+func Replay(ctx context.Context, t eventlog.Tailer, upTo eventlog.Position) (Tables, eventlog.Position, error) {
 	f := NewFold()
-	var at store.Position
-	err := replay(ctx, t, upTo, func(e store.RecordedEvent) error {
-		at = store.PositionOf(e)
+	var at eventlog.Position
+	err := replay(ctx, t, upTo, func(e eventlog.RecordedEvent) error {
+		at = eventlog.PositionOf(e)
 		return f.Apply(e)
 	})
 	return f.Tables(), at, err
@@ -201,8 +201,8 @@ func Replay(ctx context.Context, t *store.Tailer, upTo store.Position) (Tables, 
 
 // replay calls fn for every event up to and including upTo (all readable
 // events when upTo is zero).
-func replay(ctx context.Context, t *store.Tailer, upTo store.Position, fn func(store.RecordedEvent) error) error {
-	var after store.Position
+func replay(ctx context.Context, t eventlog.Tailer, upTo eventlog.Position, fn func(eventlog.RecordedEvent) error) error {
+	var after eventlog.Position
 	for {
 		if !upTo.IsZero() && !after.Less(upTo) {
 			return nil
@@ -212,7 +212,7 @@ func replay(ctx context.Context, t *store.Tailer, upTo store.Position, fn func(s
 			return fmt.Errorf("replay: %w", err)
 		}
 		for _, e := range b.Events {
-			p := store.PositionOf(e)
+			p := eventlog.PositionOf(e)
 			if !upTo.IsZero() && !after.Less(upTo) {
 				return nil
 			}

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // Names of the projections: their checkpoint rows and their default tables.
@@ -90,7 +90,7 @@ type work interface {
 	committed()
 }
 
-func (p *Projection) newWork(events []store.RecordedEvent, c *caches) work {
+func (p *Projection) newWork(events []eventlog.RecordedEvent, c *caches) work {
 	ids := accountsOf(events)
 	table := pgx.Identifier{p.table}.Sanitize()
 	switch p.kind {
@@ -118,7 +118,7 @@ func split[T any](cache *stateCache[T], ids []uuid.UUID) (map[uuid.UUID]T, []uui
 }
 
 // accountsOf returns the distinct streams of events.
-func accountsOf(events []store.RecordedEvent) []uuid.UUID {
+func accountsOf(events []eventlog.RecordedEvent) []uuid.UUID {
 	seen := make(map[uuid.UUID]bool, len(events))
 	var ids []uuid.UUID
 	for _, e := range events {
@@ -157,7 +157,7 @@ type balancesWork struct {
 	p      *Projection
 	table  string
 	ids    []uuid.UUID
-	events []store.RecordedEvent
+	events []eventlog.RecordedEvent
 	cache  *stateCache[domain.AccountState]
 	prior  map[uuid.UUID]domain.AccountState
 	final  map[uuid.UUID]domain.AccountState
@@ -206,7 +206,7 @@ func (w *balancesWork) fold() error {
 	for _, e := range w.events {
 		a := accounts[e.StreamID]
 		if e.Version != a.Version()+1 {
-			return &ContiguityError{Projection: w.p.name, StreamID: e.StreamID, Have: a.Version(), Got: e.Version, Position: store.PositionOf(e)}
+			return &ContiguityError{Projection: w.p.name, StreamID: e.StreamID, Have: a.Version(), Got: e.Version, Position: eventlog.PositionOf(e)}
 		}
 		if err := checkFirst(a.Version(), e); err != nil {
 			return err
@@ -263,7 +263,7 @@ type movementsWork struct {
 	p      *Projection
 	table  string
 	ids    []uuid.UUID
-	events []store.RecordedEvent
+	events []eventlog.RecordedEvent
 	cache  *stateCache[streamState]
 	prior  map[uuid.UUID]streamState
 	final  map[uuid.UUID]streamState
@@ -314,7 +314,7 @@ func scanStreamStates(p *Projection, into map[uuid.UUID]streamState) func(pgx.Ro
 // deposit or withdrawal with the balance after it. The table holds movements
 // only, so it can check that versions increase, not that they are contiguous;
 // account_balances checks that, and the Runner checks each batch.
-func (w *movementsWork) foldMovements(fn func(e store.RecordedEvent, typ string, amount int64, currency, description string, balanceAfter int64) error) error {
+func (w *movementsWork) foldMovements(fn func(e eventlog.RecordedEvent, typ string, amount int64, currency, description string, balanceAfter int64) error) error {
 	p, prior, events := w.p, w.prior, w.events
 	states := make(map[uuid.UUID]streamState, len(prior))
 	for _, e := range events {
@@ -323,7 +323,7 @@ func (w *movementsWork) foldMovements(fn func(e store.RecordedEvent, typ string,
 			st = prior[e.StreamID]
 		}
 		if e.Version <= st.version {
-			return &ContiguityError{Projection: p.name, StreamID: e.StreamID, Have: st.version, Got: e.Version, Position: store.PositionOf(e)}
+			return &ContiguityError{Projection: p.name, StreamID: e.StreamID, Have: st.version, Got: e.Version, Position: eventlog.PositionOf(e)}
 		}
 		st.version = e.Version
 		if typ, amount, cur, desc, ok := money(e.Event); ok {
@@ -333,7 +333,7 @@ func (w *movementsWork) foldMovements(fn func(e store.RecordedEvent, typ string,
 				st.balance -= amount
 			}
 			if err := fn(e, typ, amount, cur, desc, st.balance); err != nil {
-				return fmt.Errorf("projection %s: event at %s of stream %s: %w", p.name, store.PositionOf(e), e.StreamID, err)
+				return fmt.Errorf("projection %s: event at %s of stream %s: %w", p.name, eventlog.PositionOf(e), e.StreamID, err)
 			}
 		}
 		states[e.StreamID] = st
@@ -344,7 +344,7 @@ func (w *movementsWork) foldMovements(fn func(e store.RecordedEvent, typ string,
 
 func (w *historyWork) fold() error {
 	w.rows = w.rows[:0]
-	return w.foldMovements(func(e store.RecordedEvent, typ string, amount int64, cur, desc string, after int64) error {
+	return w.foldMovements(func(e eventlog.RecordedEvent, typ string, amount int64, cur, desc string, after int64) error {
 		w.rows = append(w.rows, Transaction{
 			EventID: e.EventID, AccountID: e.StreamID, Type: typ, AmountMinor: amount, Currency: cur,
 			Description: desc, BalanceAfterMinor: after, Version: e.Version, OccurredAt: e.RecordedAt,
@@ -391,7 +391,7 @@ func (w *dailyWork) queueLoad(b *pgx.Batch) {
 func (w *dailyWork) fold() error {
 	days := map[DayKey]int{} // index into w.rows
 	w.rows = w.rows[:0]
-	return w.foldMovements(func(e store.RecordedEvent, typ string, amount int64, cur, _ string, after int64) error {
+	return w.foldMovements(func(e eventlog.RecordedEvent, typ string, amount int64, cur, _ string, after int64) error {
 		key := DayKey{AccountID: e.StreamID, Day: UTCDay(e.RecordedAt)}
 		i, ok := days[key]
 		if !ok {

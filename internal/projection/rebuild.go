@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/store"
 )
 
@@ -104,7 +105,7 @@ type RebuildProgress struct {
 	// Elapsed is the time since this run started.
 	Elapsed time.Duration
 	// Position is the last event folded.
-	Position store.Position
+	Position eventlog.Position
 	// Detail says what the write and index phases are at.
 	Detail string
 	// Resumed reports a run that continued an interrupted rebuild.
@@ -116,7 +117,7 @@ type RebuildResult struct {
 	// Projections rebuilt, sorted.
 	Projections []string
 	// Position is the checkpoint the new tables were swapped in at.
-	Position store.Position
+	Position eventlog.Position
 	// Events is how many events the new tables were folded from; Folded how
 	// many of them this run read (fewer after a resume).
 	Events, Folded int64
@@ -162,7 +163,7 @@ func (o *RebuildOptions) defaults() error {
 // rebuilder is one run of Rebuild.
 type rebuilder struct {
 	events, read *pgxpool.Pool
-	tailer       *store.Tailer
+	tailer       eventlog.Tailer
 	opts         RebuildOptions
 	log          zerolog.Logger
 	named        map[string]bool
@@ -199,8 +200,8 @@ type rebuilder struct {
 // error matching ErrRebuildInterrupted; a later Rebuild of the same
 // projections resumes where it stopped, and one of other projections starts
 // over. Errors: ErrRebuildRunning; ErrRebuildInterrupted; those of Tailer.Read
-// and of the fold (ErrInconsistent, *store.UpcastError,
-// store.ErrRebuildRequired); database errors.
+// and of the fold (ErrInconsistent, *eventlog.UpcastError,
+// eventlog.ErrRebuildRequired); database errors.
 func Rebuild(ctx context.Context, events, read *pgxpool.Pool, opts RebuildOptions) (*RebuildResult, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
@@ -308,7 +309,7 @@ func (rb *rebuilder) enter(phase string) {
 }
 
 // report passes the progress to the Progress callback.
-func (rb *rebuilder) report(phase string, pos store.Position, done int64, detail string) {
+func (rb *rebuilder) report(phase string, pos eventlog.Position, done int64, detail string) {
 	if phase != rb.phase {
 		rb.enter(phase)
 	}
@@ -327,7 +328,7 @@ func (rb *rebuilder) report(phase string, pos store.Position, done int64, detail
 }
 
 // interrupted is the error for a rebuild stopped at pos.
-func (rb *rebuilder) interrupted(phase string, pos store.Position, done int64) error {
+func (rb *rebuilder) interrupted(phase string, pos eventlog.Position, done int64) error {
 	rb.log.Warn().Str("phase", phase).Stringer("position", pos).Int64("events_done", done).Int64("events_total", rb.total).
 		Msg("rebuild interrupted; progress kept, run it again to resume")
 	return fmt.Errorf("%w (in the %s phase, at %s, %d of %d events)", ErrRebuildInterrupted, phase, pos, done, rb.total)
@@ -335,7 +336,7 @@ func (rb *rebuilder) interrupted(phase string, pos store.Position, done int64) e
 
 // catchUpAndSwap applies the events appended since the shadow tables were
 // complete, then swaps, catching up again whenever a swap attempt backs off.
-func (rb *rebuilder) catchUpAndSwap(ctx, wctx context.Context, pos store.Position, done int64) (store.Position, int64, error) {
+func (rb *rebuilder) catchUpAndSwap(ctx, wctx context.Context, pos eventlog.Position, done int64) (eventlog.Position, int64, error) {
 	for attempt := 1; ; attempt++ {
 		var err error
 		if pos, done, err = rb.catchUp(ctx, wctx, pos, done); err != nil {
@@ -377,14 +378,14 @@ func retrySwap(err error) bool {
 // catchUp applies batches to the (complete, indexed) shadow tables until a
 // read returns less than a chunk, each batch in a transaction with the
 // progress row.
-func (rb *rebuilder) catchUp(ctx, wctx context.Context, pos store.Position, done int64) (store.Position, int64, error) {
+func (rb *rebuilder) catchUp(ctx, wctx context.Context, pos eventlog.Position, done int64) (eventlog.Position, int64, error) {
 	for {
 		tb, err := rb.tailer.Read(wctx, pos, rb.opts.ChunkSize)
 		if err != nil {
 			return pos, done, fmt.Errorf("rebuild: %w", err)
 		}
 		if n := len(tb.Events); n > 0 {
-			last := store.PositionOf(tb.Events[n-1])
+			last := eventlog.PositionOf(tb.Events[n-1])
 			var works []work
 			err := pgx.BeginFunc(wctx, rb.read, func(tx pgx.Tx) error {
 				var err error
@@ -418,7 +419,7 @@ func (rb *rebuilder) catchUp(ctx, wctx context.Context, pos store.Position, done
 // applyShadows writes events to the named shadow tables in tx, the way the
 // Runner writes a batch to the live ones. The works' committed must be called
 // once tx commits.
-func (rb *rebuilder) applyShadows(ctx context.Context, tx pgx.Tx, events []store.RecordedEvent) ([]work, error) {
+func (rb *rebuilder) applyShadows(ctx context.Context, tx pgx.Tx, events []eventlog.RecordedEvent) ([]work, error) {
 	if err := checkBatch(events); err != nil {
 		return nil, err
 	}
@@ -454,7 +455,7 @@ func (rb *rebuilder) applyShadows(ctx context.Context, tx pgx.Tx, events []store
 // live tables, rename, set the checkpoints (and their updated_at, so that the
 // live Runner's compare-and-set fails and it reloads) and delete the progress
 // row. It returns the new checkpoint and how many events it applied.
-func (rb *rebuilder) swap(ctx context.Context, pos store.Position) (store.Position, int, error) {
+func (rb *rebuilder) swap(ctx context.Context, pos eventlog.Position) (eventlog.Position, int, error) {
 	names := rb.opts.Projections
 	// What the renames need is read first, outside the locks.
 	var (
@@ -511,7 +512,7 @@ SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, na
 			rb.cache.clear()
 			return pos, 0, err
 		}
-		pos = store.PositionOf(tb.Events[len(tb.Events)-1])
+		pos = eventlog.PositionOf(tb.Events[len(tb.Events)-1])
 	}
 
 	// One round trip (no parameters: the simple protocol, several statements)

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // Columns of the read tables, in the order the rebuild copies them.
@@ -63,14 +63,14 @@ func newRebuildFold(history, daily bool) *rebuildFold {
 
 // apply folds e; emit says whether its transaction_history row is wanted
 // (not when the shadow table holds it already). Errors: as Fold.Apply's.
-func (f *rebuildFold) apply(e store.RecordedEvent, emit bool) error {
+func (f *rebuildFold) apply(e eventlog.RecordedEvent, emit bool) error {
 	a := f.accounts[e.StreamID]
 	have := 0
 	if a != nil {
 		have = a.Version()
 	}
 	if e.Version != have+1 {
-		return &ContiguityError{Projection: "rebuild", StreamID: e.StreamID, Have: have, Got: e.Version, Position: store.PositionOf(e)}
+		return &ContiguityError{Projection: "rebuild", StreamID: e.StreamID, Have: have, Got: e.Version, Position: eventlog.PositionOf(e)}
 	}
 	if err := checkFirst(have, e); err != nil {
 		return err
@@ -107,7 +107,7 @@ func (f *rebuildFold) apply(e store.RecordedEvent, emit bool) error {
 			err = d.withdrawalsTotal.Add(amount)
 		}
 		if err != nil {
-			return fmt.Errorf("rebuild: %s: %w", store.PositionOf(e), err)
+			return fmt.Errorf("rebuild: %s: %w", eventlog.PositionOf(e), err)
 		}
 		d.closing, d.lastVersion = a.Balance(), int32(e.Version)
 	}
@@ -208,7 +208,7 @@ func fillHistory(rows []Transaction) func(int, []any) {
 
 // readResult is one read of the load phase's reader.
 type readResult struct {
-	tb  store.TailBatch
+	tb  eventlog.TailBatch
 	err error
 }
 
@@ -221,9 +221,9 @@ type readResult struct {
 func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 	f := newRebuildFold(rb.named[TransactionHistoryName], rb.named[DailySummariesName])
 	var (
-		from  store.Position
+		from  eventlog.Position
 		done  int64
-		saved *store.Position // where the state in the shadow tables is from
+		saved *eventlog.Position // where the state in the shadow tables is from
 	)
 	if row.statePos != nil {
 		if err := f.loadState(wctx, rb.read); err != nil {
@@ -271,11 +271,11 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 			}
 			f.rows = f.rows[:0]
 			for _, e := range r.tb.Events {
-				if err := f.apply(e, copied.Less(store.PositionOf(e))); err != nil {
+				if err := f.apply(e, copied.Less(eventlog.PositionOf(e))); err != nil {
 					return fmt.Errorf("rebuild: %w", err)
 				}
 			}
-			last := store.PositionOf(r.tb.Events[n-1])
+			last := eventlog.PositionOf(r.tb.Events[n-1])
 			done += int64(n)
 			rb.folded += int64(n)
 			if copied.Less(last) {
@@ -355,7 +355,7 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 // readChunks sends the chunks after `after` to results, in order, until a
 // read returns less than a chunk: first the full chunks, several read at once
 // (readFull), then the rest (readTail). done counts the events up to after.
-func (rb *rebuilder) readChunks(ctx context.Context, after store.Position, done int64, results chan<- readResult) {
+func (rb *rebuilder) readChunks(ctx context.Context, after eventlog.Position, done int64, results chan<- readResult) {
 	readers := min(4, runtime.GOMAXPROCS(0))
 	for ok := true; ok; {
 		if readers > 1 {
@@ -383,9 +383,9 @@ OFFSET $3 LIMIT 1`
 // Tailer.Read, which must return exactly the chunk, since every event up to
 // its end was final when the end was found. It returns where the full chunks
 // end; ok is false once it has sent an error, or ctx ended.
-func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done int64, readers int, results chan<- readResult) (store.Position, int64, bool) {
+func (rb *rebuilder) readFull(ctx context.Context, after eventlog.Position, done int64, readers int, results chan<- readResult) (eventlog.Position, int64, bool) {
 	type job struct {
-		after, end store.Position
+		after, end eventlog.Position
 		out        chan readResult
 	}
 	jobs := make(chan job)
@@ -400,7 +400,7 @@ func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done in
 			defer wg.Done()
 			for j := range jobs {
 				tb, err := rb.tailer.Read(ctx, j.after, rb.opts.ChunkSize)
-				if n := len(tb.Events); err == nil && (n != rb.opts.ChunkSize || store.PositionOf(tb.Events[n-1]) != j.end) {
+				if n := len(tb.Events); err == nil && (n != rb.opts.ChunkSize || eventlog.PositionOf(tb.Events[n-1]) != j.end) {
 					err = fmt.Errorf("%w: the chunk after %s should end at %s; a read returned %d events", ErrInconsistent, j.after, j.end, n)
 				}
 				j.out <- readResult{tb, err}
@@ -419,7 +419,7 @@ func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done in
 	more := true
 	for {
 		for more && len(pending) <= readers {
-			var end store.Position
+			var end eventlog.Position
 			err := rb.events.QueryRow(ctx, chunkEndSQL, after.TransactionID, after.GlobalPosition, rb.opts.ChunkSize-1).Scan(&end.TransactionID, &end.GlobalPosition)
 			if errors.Is(err, pgx.ErrNoRows) {
 				more = false
@@ -463,7 +463,7 @@ func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done in
 // at the start are folded (done counts them), so the bulk of the store goes
 // through the load, not through the slower catch-up. The session holding the
 // reader back is logged every 10 s.
-func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done int64, results chan<- readResult) (_ store.Position, _ int64, more bool) {
+func (rb *rebuilder) readTail(ctx context.Context, after eventlog.Position, done int64, results chan<- readResult) (_ eventlog.Position, _ int64, more bool) {
 	poll := 10 * time.Millisecond
 	var heldSince, logged time.Time
 	for {
@@ -501,7 +501,7 @@ func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done in
 			return after, done, false
 		}
 		if n := len(tb.Events); n > 0 {
-			after, done, poll = store.PositionOf(tb.Events[n-1]), done+int64(n), 10*time.Millisecond
+			after, done, poll = eventlog.PositionOf(tb.Events[n-1]), done+int64(n), 10*time.Millisecond
 		}
 		switch {
 		case len(tb.Events) == rb.opts.ChunkSize:
@@ -527,7 +527,7 @@ type chunkWriter struct {
 // writeJob is a chunk to write, or (ack set) a flush.
 type writeJob struct {
 	rows []Transaction
-	last store.Position
+	last eventlog.Position
 	done int64
 	ack  chan struct{}
 }
@@ -561,7 +561,7 @@ func (w *chunkWriter) run() {
 
 // write queues a chunk's rows, which belong to the writer from then on.
 // Errors: the writer's first.
-func (w *chunkWriter) write(rows []Transaction, last store.Position, done int64) error {
+func (w *chunkWriter) write(rows []Transaction, last eventlog.Position, done int64) error {
 	select {
 	case w.jobs <- writeJob{rows: rows, last: last, done: done}:
 		return nil
@@ -608,7 +608,7 @@ func (w *chunkWriter) stop() {
 
 // writeChunk copies a chunk's transaction_history rows and moves the progress
 // row to last, in one transaction.
-func (rb *rebuilder) writeChunk(ctx context.Context, rows []Transaction, last store.Position, done int64) error {
+func (rb *rebuilder) writeChunk(ctx context.Context, rows []Transaction, last eventlog.Position, done int64) error {
 	err := pgx.BeginFunc(ctx, rb.read, func(tx pgx.Tx) error {
 		if len(rows) > 0 {
 			src := &rowSource{to: len(rows), vals: make([]any, len(historyColumns)), fill: fillHistory(rows)}
@@ -634,7 +634,7 @@ func (rb *rebuilder) writeChunk(ctx context.Context, rows []Transaction, last st
 // days into daily_summaries_rebuild, replacing what they held, then records
 // pos as the saved state's position. Each COPY is a transaction of its own:
 // the state is marked unsaved before the first and saved after the last.
-func (rb *rebuilder) saveState(ctx context.Context, f *rebuildFold, phase string, pos store.Position, done int64) error {
+func (rb *rebuilder) saveState(ctx context.Context, f *rebuildFold, phase string, pos eventlog.Position, done int64) error {
 	start := time.Now()
 	tables := ident(AccountBalancesName + ShadowSuffix)
 	if f.days != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // The phases stored in projection_rebuild.phase.
@@ -25,10 +25,10 @@ type rebuildRow struct {
 	phase string
 	// pos and done: read and folded up to here (in the load phase, the shadow
 	// transaction_history holds the rows up to it; when ready, every shadow table).
-	pos  store.Position
+	pos  eventlog.Position
 	done int64
 	// statePos and stateDone: where the fold state was last saved whole (nil: never).
-	statePos  *store.Position
+	statePos  *eventlog.Position
 	stateDone int64
 	startedAt time.Time
 }
@@ -49,7 +49,7 @@ FROM `+RebuildTable)
 		err := row.Scan(&r.names, &r.phase, &r.pos.TransactionID, &r.pos.GlobalPosition, &r.done,
 			&stateTx, &statePo, &r.stateDone, &r.startedAt)
 		if stateTx != nil && statePo != nil {
-			r.statePos = &store.Position{TransactionID: *stateTx, GlobalPosition: *statePo}
+			r.statePos = &eventlog.Position{TransactionID: *stateTx, GlobalPosition: *statePo}
 		}
 		return &r, err
 	})
@@ -128,7 +128,7 @@ func (rb *rebuilder) unresumable(ctx context.Context, row *rebuildRow) (string, 
 		}
 	}
 	// Positions that name no event (a store restored, say) cannot be resumed from.
-	for _, p := range []*store.Position{&row.pos, row.statePos} {
+	for _, p := range []*eventlog.Position{&row.pos, row.statePos} {
 		if p == nil || p.IsZero() {
 			continue
 		}

@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/testwait"
 )
 
@@ -62,7 +62,7 @@ func seedEvents(tb testing.TB, pool *pgxpool.Pool, accounts, perAccount, days in
 func waitReadable(t *testing.T, e *env) {
 	t.Helper()
 	testwait.Until(t, 20*time.Second, func() (bool, string) {
-		tb, err := e.tailer.Read(context.Background(), store.Position{}, 1)
+		tb, err := e.tailer.Read(context.Background(), eventlog.Position{}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +420,7 @@ func TestRebuildOtherNamesStartsOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _, err := Replay(ctx, e.tailer, store.Position{})
+	want, _, err := Replay(ctx, e.tailer, eventlog.Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +463,7 @@ func TestRebuildOneProjectionLeavesOthers(t *testing.T) {
 	}
 	type cpRow struct {
 		name    string
-		pos     store.Position
+		pos     eventlog.Position
 		updated time.Time
 	}
 	cpRows := func() []cpRow {

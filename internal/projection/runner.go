@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // DefaultLockKey is the pg_try_advisory_lock key that elects the active
@@ -97,7 +97,7 @@ func setDefault[T comparable](v *T, def T) {
 // CatchUp must not run at the same time on one Runner; Active and Checkpoints
 // may be called from any goroutine.
 type Runner struct {
-	tailer *store.Tailer
+	tailer eventlog.Tailer
 	read   *pgxpool.Pool
 	opts   Options
 	log    zerolog.Logger
@@ -105,7 +105,7 @@ type Runner struct {
 	active atomic.Bool
 
 	mu          sync.Mutex
-	checkpoints map[string]store.Position
+	checkpoints map[string]eventlog.Position
 	stamps      map[string]time.Time // checkpoint rows' updated_at, part of the compare-and-set
 	high        map[string]mark      // newest event applied, for lag
 	loaded      bool
@@ -116,7 +116,7 @@ type Runner struct {
 	heldBackSince, heldBackLogged time.Time
 
 	// afterApply, when set (tests), sees every committed batch.
-	afterApply func(events []store.RecordedEvent)
+	afterApply func(events []eventlog.RecordedEvent)
 }
 
 // Failure describes batches failing one after another, without a success
@@ -149,7 +149,7 @@ type mark struct {
 // NewRunner returns a Runner that tails events with tailer and writes the
 // projections through read. Errors: invalid options or metrics that cannot
 // be registered.
-func NewRunner(tailer *store.Tailer, read *pgxpool.Pool, opts Options) (*Runner, error) {
+func NewRunner(tailer eventlog.Tailer, read *pgxpool.Pool, opts Options) (*Runner, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -162,10 +162,10 @@ func (r *Runner) Active() bool { return r.active.Load() }
 
 // Checkpoints returns the position each projection has applied up to, as this
 // Runner last read or wrote it.
-func (r *Runner) Checkpoints() map[string]store.Position {
+func (r *Runner) Checkpoints() map[string]eventlog.Position {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]store.Position, len(r.checkpoints))
+	out := make(map[string]eventlog.Position, len(r.checkpoints))
 	for k, v := range r.checkpoints {
 		out[k] = v
 	}
@@ -179,7 +179,7 @@ func (r *Runner) Checkpoints() map[string]store.Position {
 // standby takes over when the active one's session ends. Transient database
 // errors are retried. Errors: those retrying cannot cure, which mean the
 // events or tables need an operator: ErrInconsistent (a *ContiguityError
-// among them), *store.UpcastError, store.ErrRebuildRequired.
+// among them), *eventlog.UpcastError, eventlog.ErrRebuildRequired.
 func (r *Runner) Run(ctx context.Context) error {
 	var conn *pgx.Conn
 	defer func() {
@@ -430,23 +430,23 @@ type queryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-func readCheckpoints(ctx context.Context, q queryer) (map[string]store.Position, error) {
+func readCheckpoints(ctx context.Context, q queryer) (map[string]eventlog.Position, error) {
 	cps, _, err := readCheckpointRows(ctx, q)
 	return cps, err
 }
 
 // readCheckpointRows returns each projection's position and its row's updated_at.
-func readCheckpointRows(ctx context.Context, q queryer) (map[string]store.Position, map[string]time.Time, error) {
+func readCheckpointRows(ctx context.Context, q queryer) (map[string]eventlog.Position, map[string]time.Time, error) {
 	rows, err := q.Query(ctx, `SELECT projection, transaction_id, global_position, updated_at FROM `+CheckpointTable)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read checkpoints: %w", err)
 	}
 	defer rows.Close()
-	cps, stamps := map[string]store.Position{}, map[string]time.Time{}
+	cps, stamps := map[string]eventlog.Position{}, map[string]time.Time{}
 	for rows.Next() {
 		var (
 			name  string
-			p     store.Position
+			p     eventlog.Position
 			stamp time.Time
 		)
 		if err := rows.Scan(&name, &p.TransactionID, &p.GlobalPosition, &stamp); err != nil {
@@ -466,8 +466,8 @@ type stepResult struct {
 	heldBack bool // committed events wait for an older transaction
 	// first is the batch's first event and head the head read with it, also
 	// when applying the batch failed.
-	first *store.RecordedEvent
-	head  *store.Head
+	first *eventlog.RecordedEvent
+	head  *eventlog.Head
 }
 
 // step reads up to limit events after the lowest checkpoint and applies them.
@@ -509,11 +509,11 @@ func (r *Runner) step(ctx context.Context, limit int) (stepResult, error) {
 }
 
 // checkBatch refuses a batch in which a stream's versions are not contiguous.
-func checkBatch(events []store.RecordedEvent) error {
+func checkBatch(events []eventlog.RecordedEvent) error {
 	last := map[uuid.UUID]int{}
 	for _, e := range events {
 		if v, ok := last[e.StreamID]; ok && e.Version != v+1 {
-			return &ContiguityError{Projection: "batch", StreamID: e.StreamID, Have: v, Got: e.Version, Position: store.PositionOf(e)}
+			return &ContiguityError{Projection: "batch", StreamID: e.StreamID, Have: v, Got: e.Version, Position: eventlog.PositionOf(e)}
 		}
 		last[e.StreamID] = e.Version
 	}
@@ -523,9 +523,9 @@ func checkBatch(events []store.RecordedEvent) error {
 // part is one projection's share of a batch.
 type part struct {
 	p        *Projection
-	from, to store.Position
+	from, to eventlog.Position
 	stamp    time.Time // the checkpoint row's updated_at: read before, written after
-	events   []store.RecordedEvent
+	events   []eventlog.RecordedEvent
 	w        work
 }
 
@@ -543,7 +543,7 @@ RETURNING updated_at`
 
 // apply writes events to every projection whose checkpoint is before them, in
 // one read-database transaction with the checkpoints.
-func (r *Runner) apply(ctx context.Context, events []store.RecordedEvent) error {
+func (r *Runner) apply(ctx context.Context, events []eventlog.RecordedEvent) error {
 	err := r.applyOnce(ctx, events)
 	if err != nil {
 		// Whatever failed, the cached states may not be what the tables hold.
@@ -552,7 +552,7 @@ func (r *Runner) apply(ctx context.Context, events []store.RecordedEvent) error 
 	return err
 }
 
-func (r *Runner) applyOnce(ctx context.Context, events []store.RecordedEvent) error {
+func (r *Runner) applyOnce(ctx context.Context, events []eventlog.RecordedEvent) error {
 	if err := checkBatch(events); err != nil {
 		return err
 	}
@@ -561,14 +561,14 @@ func (r *Runner) applyOnce(ctx context.Context, events []store.RecordedEvent) er
 	for _, p := range r.opts.Projections {
 		cp := r.checkpoints[p.name]
 		i := 0
-		for i < len(events) && !cp.Less(store.PositionOf(events[i])) {
+		for i < len(events) && !cp.Less(eventlog.PositionOf(events[i])) {
 			i++
 		}
 		if i == len(events) {
 			continue
 		}
 		evs := events[i:]
-		parts = append(parts, &part{p: p, from: cp, to: store.PositionOf(evs[len(evs)-1]), stamp: r.stamps[p.name], events: evs, w: p.newWork(evs, r.cache)})
+		parts = append(parts, &part{p: p, from: cp, to: eventlog.PositionOf(evs[len(evs)-1]), stamp: r.stamps[p.name], events: evs, w: p.newWork(evs, r.cache)})
 	}
 	r.mu.Unlock()
 	if len(parts) == 0 {
@@ -651,11 +651,11 @@ func (r *Runner) batchFailed(ctx context.Context, res stepResult, err error, fai
 	r.m.batchFailures.Inc()
 	ev := r.log.Error().Err(err).Int("failures", failures)
 	event := ""
-	var up *store.UpcastError
+	var up *eventlog.UpcastError
 	switch {
 	case res.first != nil:
 		e := res.first
-		event = fmt.Sprintf("%s, stream %s version %d (%s)", store.PositionOf(*e), e.StreamID, e.Version, e.EventType)
+		event = fmt.Sprintf("%s, stream %s version %d (%s)", eventlog.PositionOf(*e), e.StreamID, e.Version, e.EventType)
 		ev = ev.Uint64("transaction_id", e.TransactionID).Int64("global_position", e.GlobalPosition).
 			Str("stream_id", e.StreamID.String()).Int("version", e.Version).Str("event_type", e.EventType).Int("batch_events", res.events)
 	case errors.As(err, &up):
@@ -693,7 +693,7 @@ func (r *Runner) batchFailed(ctx context.Context, res stepResult, err error, fai
 // observeLag sets each projection's lag behind head. While batches fail, the
 // lag in seconds is at least the time since the first failure, so that it
 // keeps rising even when nothing new is appended.
-func (r *Runner) observeLag(head store.Head) {
+func (r *Runner) observeLag(head eventlog.Head) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var failingFor float64
@@ -717,7 +717,7 @@ func (r *Runner) observeLag(head store.Head) {
 
 // watchHeldBack logs, at most every HeldBackWarning, the sessions whose open
 // transaction has kept committed events from the reader for that long.
-func (r *Runner) watchHeldBack(ctx context.Context, tb store.TailBatch) {
+func (r *Runner) watchHeldBack(ctx context.Context, tb eventlog.TailBatch) {
 	if !tb.HeldBack {
 		r.heldBackSince = time.Time{}
 		return

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/testwait"
 )
 
@@ -247,9 +247,9 @@ func TestContiguityGuardOnCachedState(t *testing.T) {
 }
 
 // lastOf returns the position of version v of stream id.
-func lastOf(t *testing.T, e *env, id uuid.UUID, v int) store.Position {
+func lastOf(t *testing.T, e *env, id uuid.UUID, v int) eventlog.Position {
 	t.Helper()
-	var p store.Position
+	var p eventlog.Position
 	if err := e.events.QueryRow(context.Background(), `SELECT transaction_id, global_position FROM events WHERE stream_id = $1 AND version = $2`, id, v).
 		Scan(&p.TransactionID, &p.GlobalPosition); err != nil {
 		t.Fatal(err)
@@ -418,7 +418,7 @@ func TestRunFinishesBatchOnShutdown(t *testing.T) {
 	r := e.runner(t, Options{BatchSize: 3})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	r.afterApply = func([]store.RecordedEvent) { stop() } // cancel in the middle of the run
+	r.afterApply = func([]eventlog.RecordedEvent) { stop() } // cancel in the middle of the run
 	go func() { done <- r.Run(runCtx) }()
 	select {
 	case err := <-done:

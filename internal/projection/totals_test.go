@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/testwait"
 )
 
@@ -147,7 +147,7 @@ VALUES ($1, 'BankAccount', 3, gen_random_uuid(), 'MoneyDeposited', 1, '{"amount"
 	failures := gaugeValue(t, r.m.batchFailures)
 	select {
 	case err := <-done:
-		var up *store.UpcastError
+		var up *eventlog.UpcastError
 		if !errors.As(err, &up) {
 			t.Fatalf("Run = %v, want an UpcastError", err)
 		}

@@ -13,14 +13,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // ReadTables reads the three read tables and the checkpoints from one snapshot
 // of the read database (a REPEATABLE READ, READ ONLY transaction).
-func ReadTables(ctx context.Context, read *pgxpool.Pool) (Tables, map[string]store.Position, error) {
+func ReadTables(ctx context.Context, read *pgxpool.Pool) (Tables, map[string]eventlog.Position, error) {
 	t := NewTables()
-	var cps map[string]store.Position
+	var cps map[string]eventlog.Position
 	err := pgx.BeginTxFunc(ctx, read, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var err error
 		if cps, err = readCheckpoints(ctx, tx); err != nil {
@@ -105,7 +105,7 @@ func (d Drift) String() string {
 // Report is the outcome of Verify.
 type Report struct {
 	// Checkpoints are the positions each projection was compared at.
-	Checkpoints map[string]store.Position
+	Checkpoints map[string]eventlog.Position
 	// Accounts is how many accounts the event store holds up to the checkpoints.
 	Accounts int
 	// Drifts lists every difference, by account.
@@ -127,8 +127,8 @@ func (r *Report) DriftedAccounts() []uuid.UUID {
 // at its projection's checkpoint, so that it can run beside a live projector.
 // Drift is reported in the Report, not as an error. Errors: the tables or
 // the events cannot be read, a checkpoint names no event (see
-// store.ErrRebuildRequired), or the events themselves are inconsistent.
-func Verify(ctx context.Context, t *store.Tailer, read *pgxpool.Pool) (*Report, error) {
+// eventlog.ErrRebuildRequired), or the events themselves are inconsistent.
+func Verify(ctx context.Context, t eventlog.Tailer, read *pgxpool.Pool) (*Report, error) {
 	got, cps, err := ReadTables(ctx, read)
 	if err != nil {
 		return nil, err
@@ -136,7 +136,7 @@ func Verify(ctx context.Context, t *store.Tailer, read *pgxpool.Pool) (*Report, 
 	names := []string{AccountBalancesName, TransactionHistoryName, DailySummariesName}
 	for _, n := range names {
 		if _, ok := cps[n]; !ok {
-			cps[n] = store.Position{} // never ran: the table must be empty
+			cps[n] = eventlog.Position{} // never ran: the table must be empty
 		}
 	}
 	// Fold once in the global order, copying each projection's table as the
@@ -169,8 +169,8 @@ func Verify(ctx context.Context, t *store.Tailer, read *pgxpool.Pool) (*Report, 
 	next := 0
 	last := cps[order[len(order)-1]]
 	if !last.IsZero() {
-		err = replay(ctx, t, last, func(e store.RecordedEvent) error {
-			for next < len(order) && cps[order[next]].Less(store.PositionOf(e)) {
+		err = replay(ctx, t, last, func(e eventlog.RecordedEvent) error {
+			for next < len(order) && cps[order[next]].Less(eventlog.PositionOf(e)) {
 				take(order[next])
 				next++
 			}

@@ -5,12 +5,14 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
+
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // ReadStream returns up to limit events of stream id after afterVersion, in
 // version order, each upcast to the current shape. An unreadable event is an
-// *UpcastError naming its position.
-func (s *EventStore) ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]RecordedEvent, error) {
+// *eventlog.UpcastError naming its position.
+func (s *EventStore) ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]eventlog.RecordedEvent, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT global_position, transaction_id::text::bigint, version, event_id, event_type, schema_version, data, metadata, recorded_at
 FROM events WHERE stream_id = $1 AND version > $2
@@ -19,9 +21,9 @@ ORDER BY version LIMIT $3`, id, afterVersion, limit)
 		return nil, fmt.Errorf("read stream %s: %w", id, err)
 	}
 	defer rows.Close()
-	var out []RecordedEvent
+	var out []eventlog.RecordedEvent
 	for rows.Next() {
-		r := RecordedEvent{StreamID: id}
+		r := eventlog.RecordedEvent{StreamID: id}
 		var (
 			raw           []byte
 			schemaVersion int16

@@ -73,10 +73,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // init makes each projection's series exist from the start, at zero.
-func (m *Metrics) init(ps []*Projection) {
+func (m *Metrics) init(ps []Projection) {
 	for _, p := range ps {
-		m.eventsApplied.WithLabelValues(p.name)
-		m.lagSeconds.WithLabelValues(p.name)
-		m.lagPositions.WithLabelValues(p.name)
+		m.eventsApplied.WithLabelValues(p.Name())
+		m.lagSeconds.WithLabelValues(p.Name())
+		m.lagPositions.WithLabelValues(p.Name())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/eventlog"
+	"github.com/evbank/bank/internal/readmodel"
 )
 
 // DefaultLockKey is the pg_try_advisory_lock key that elects the active
@@ -25,7 +26,7 @@ const DefaultLockKey int64 = 0x657662616e6b2d70
 // Options configure a Runner. Zero values take the defaults shown.
 type Options struct {
 	// Projections to run (All()).
-	Projections []*Projection
+	Projections []Projection
 	// BatchSize is the most events read and applied in one transaction (1000).
 	BatchSize int
 	// MinPoll is the pause after a batch that was not full (1 ms); each empty
@@ -61,10 +62,10 @@ func (o *Options) defaults() error {
 	}
 	seen := map[string]bool{}
 	for _, p := range o.Projections {
-		if seen[p.name] {
-			return fmt.Errorf("projection runner: projection %s given twice", p.name)
+		if seen[p.Name()] {
+			return fmt.Errorf("projection runner: projection %s given twice", p.Name())
 		}
-		seen[p.name] = true
+		seen[p.Name()] = true
 	}
 	o.Projections = sortByName(o.Projections)
 	setDefault(&o.BatchSize, 1000)
@@ -111,7 +112,7 @@ type Runner struct {
 	loaded      bool
 	failing     Failure // zero while batches succeed
 
-	cache *caches // touched by the goroutine applying batches only
+	caches map[string]Cache // by projection; touched by the goroutine applying batches only
 
 	heldBackSince, heldBackLogged time.Time
 
@@ -154,7 +155,11 @@ func NewRunner(tailer eventlog.Tailer, read *pgxpool.Pool, opts Options) (*Runne
 		return nil, err
 	}
 	opts.Metrics.init(opts.Projections)
-	return &Runner{tailer: tailer, read: read, opts: opts, log: opts.Log, m: opts.Metrics, cache: newCaches(opts.StateCache)}, nil
+	caches := map[string]Cache{}
+	for _, p := range opts.Projections {
+		caches[p.Name()] = p.NewCache(opts.StateCache)
+	}
+	return &Runner{tailer: tailer, read: read, opts: opts, log: opts.Log, m: opts.Metrics, caches: caches}, nil
 }
 
 // Active reports whether this Runner holds the lock and applies events.
@@ -395,13 +400,13 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 func (r *Runner) loadCheckpoints(ctx context.Context) error {
 	names := make([]string, len(r.opts.Projections))
 	for i, p := range r.opts.Projections {
-		names[i] = p.name
+		names[i] = p.Name()
 	}
-	if _, err := r.read.Exec(ctx, `INSERT INTO `+CheckpointTable+` (projection, transaction_id, global_position)
+	if _, err := r.read.Exec(ctx, `INSERT INTO `+readmodel.CheckpointTable+` (projection, transaction_id, global_position)
 SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, names); err != nil {
 		return fmt.Errorf("create checkpoints: %w", err)
 	}
-	r.cache.clear()
+	r.clearCaches()
 	cps, stamps, err := readCheckpointRows(ctx, r.read)
 	if err != nil {
 		return err
@@ -425,19 +430,14 @@ SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, na
 	return nil
 }
 
-// queryer is what readCheckpoints needs: a pool or a transaction.
-type queryer interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func readCheckpoints(ctx context.Context, q queryer) (map[string]eventlog.Position, error) {
+func readCheckpoints(ctx context.Context, q Queryer) (map[string]eventlog.Position, error) {
 	cps, _, err := readCheckpointRows(ctx, q)
 	return cps, err
 }
 
 // readCheckpointRows returns each projection's position and its row's updated_at.
-func readCheckpointRows(ctx context.Context, q queryer) (map[string]eventlog.Position, map[string]time.Time, error) {
-	rows, err := q.Query(ctx, `SELECT projection, transaction_id, global_position, updated_at FROM `+CheckpointTable)
+func readCheckpointRows(ctx context.Context, q Queryer) (map[string]eventlog.Position, map[string]time.Time, error) {
+	rows, err := q.Query(ctx, `SELECT projection, transaction_id, global_position, updated_at FROM `+readmodel.CheckpointTable)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read checkpoints: %w", err)
 	}
@@ -478,9 +478,9 @@ func (r *Runner) step(ctx context.Context, limit int) (stepResult, error) {
 		r.mu.Unlock()
 		return stepResult{}, errors.New("projection runner: checkpoints not loaded")
 	}
-	from := r.checkpoints[r.opts.Projections[0].name]
+	from := r.checkpoints[r.opts.Projections[0].Name()]
 	for _, p := range r.opts.Projections[1:] {
-		if cp := r.checkpoints[p.name]; cp.Less(from) {
+		if cp := r.checkpoints[p.Name()]; cp.Less(from) {
 			from = cp
 		}
 	}
@@ -520,13 +520,19 @@ func checkBatch(events []eventlog.RecordedEvent) error {
 	return nil
 }
 
+func (r *Runner) clearCaches() {
+	for _, c := range r.caches {
+		c.Clear()
+	}
+}
+
 // part is one projection's share of a batch.
 type part struct {
-	p        *Projection
+	p        Projection
 	from, to eventlog.Position
 	stamp    time.Time // the checkpoint row's updated_at: read before, written after
 	events   []eventlog.RecordedEvent
-	w        work
+	w        Batch
 }
 
 // casCheckpoint moves a checkpoint only from where this Runner left it: the
@@ -536,7 +542,7 @@ type part struct {
 // transaction: its row lock makes a second instance wait for the first's
 // commit and then find the checkpoint moved, before it has written anything
 // (so no duplicate-key error either).
-const casCheckpoint = `UPDATE ` + CheckpointTable + `
+const casCheckpoint = `UPDATE ` + readmodel.CheckpointTable + `
 SET transaction_id = $1::xid8, global_position = $2, updated_at = clock_timestamp()
 WHERE projection = $3 AND transaction_id = $4::xid8 AND global_position = $5 AND updated_at = $6
 RETURNING updated_at`
@@ -547,7 +553,7 @@ func (r *Runner) apply(ctx context.Context, events []eventlog.RecordedEvent) err
 	err := r.applyOnce(ctx, events)
 	if err != nil {
 		// Whatever failed, the cached states may not be what the tables hold.
-		r.cache.clear()
+		r.clearCaches()
 	}
 	return err
 }
@@ -559,7 +565,7 @@ func (r *Runner) applyOnce(ctx context.Context, events []eventlog.RecordedEvent)
 	r.mu.Lock()
 	var parts []*part
 	for _, p := range r.opts.Projections {
-		cp := r.checkpoints[p.name]
+		cp := r.checkpoints[p.Name()]
 		i := 0
 		for i < len(events) && !cp.Less(eventlog.PositionOf(events[i])) {
 			i++
@@ -568,7 +574,7 @@ func (r *Runner) applyOnce(ctx context.Context, events []eventlog.RecordedEvent)
 			continue
 		}
 		evs := events[i:]
-		parts = append(parts, &part{p: p, from: cp, to: eventlog.PositionOf(evs[len(evs)-1]), stamp: r.stamps[p.name], events: evs, w: p.newWork(evs, r.cache)})
+		parts = append(parts, &part{p: p, from: cp, to: eventlog.PositionOf(evs[len(evs)-1]), stamp: r.stamps[p.Name()], events: evs, w: p.Batch(evs, Live, r.caches[p.Name()])})
 	}
 	r.mu.Unlock()
 	if len(parts) == 0 {
@@ -591,18 +597,18 @@ func (r *Runner) applyOnce(ctx context.Context, events []eventlog.RecordedEvent)
 	// the appends that do need them.
 	b.Queue("SET LOCAL synchronous_commit = off")
 	for _, pt := range parts {
-		b.Queue(casCheckpoint, pt.to.TransactionID, pt.to.GlobalPosition, pt.p.name, pt.from.TransactionID, pt.from.GlobalPosition, pt.stamp).
+		b.Queue(casCheckpoint, pt.to.TransactionID, pt.to.GlobalPosition, pt.p.Name(), pt.from.TransactionID, pt.from.GlobalPosition, pt.stamp).
 			QueryRow(func(row pgx.Row) error {
 				err := row.Scan(&pt.stamp)
 				if errors.Is(err, pgx.ErrNoRows) {
-					moved = append(moved, pt.p.name)
+					moved = append(moved, pt.p.Name())
 					return nil
 				}
 				return err
 			})
 	}
 	for _, pt := range parts {
-		pt.w.queueLoad(b)
+		pt.w.QueueLoad(b)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("batch up to %s: %w", parts[0].to, err)
@@ -612,10 +618,10 @@ func (r *Runner) applyOnce(ctx context.Context, events []eventlog.RecordedEvent)
 	}
 	b = &pgx.Batch{}
 	for _, pt := range parts {
-		if err := pt.w.fold(); err != nil {
+		if err := pt.w.Fold(); err != nil {
 			return err
 		}
-		pt.w.queueWrite(b)
+		pt.w.QueueWrite(b)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("batch up to %s: %w", parts[0].to, err)
@@ -626,20 +632,20 @@ func (r *Runner) applyOnce(ctx context.Context, events []eventlog.RecordedEvent)
 
 	r.mu.Lock()
 	for _, pt := range parts {
-		pt.w.committed()
-		r.checkpoints[pt.p.name] = pt.to
-		r.stamps[pt.p.name] = pt.stamp
-		h := r.high[pt.p.name]
+		pt.w.Committed()
+		r.checkpoints[pt.p.Name()] = pt.to
+		r.stamps[pt.p.Name()] = pt.stamp
+		h := r.high[pt.p.Name()]
 		for _, e := range pt.events {
 			if e.GlobalPosition > h.pos {
 				h = mark{pos: e.GlobalPosition, at: e.RecordedAt}
 			}
 		}
-		r.high[pt.p.name] = h
+		r.high[pt.p.Name()] = h
 	}
 	r.mu.Unlock()
 	for _, pt := range parts {
-		r.m.eventsApplied.WithLabelValues(pt.p.name).Add(float64(len(pt.events)))
+		r.m.eventsApplied.WithLabelValues(pt.p.Name()).Add(float64(len(pt.events)))
 	}
 	return nil
 }
@@ -701,16 +707,16 @@ func (r *Runner) observeLag(head eventlog.Head) {
 		failingFor = time.Since(r.failing.Since).Seconds()
 	}
 	for _, p := range r.opts.Projections {
-		h := r.high[p.name]
+		h := r.high[p.Name()]
 		behind := max(0, head.GlobalPosition-h.pos)
-		r.m.lagPositions.WithLabelValues(p.name).Set(float64(behind))
+		r.m.lagPositions.WithLabelValues(p.Name()).Set(float64(behind))
 		switch {
 		case behind == 0:
-			r.m.lagSeconds.WithLabelValues(p.name).Set(0)
+			r.m.lagSeconds.WithLabelValues(p.Name()).Set(0)
 		case !h.at.IsZero():
-			r.m.lagSeconds.WithLabelValues(p.name).Set(max(0, head.RecordedAt.Sub(h.at).Seconds(), failingFor))
+			r.m.lagSeconds.WithLabelValues(p.Name()).Set(max(0, head.RecordedAt.Sub(h.at).Seconds(), failingFor))
 		case failingFor > 0:
-			r.m.lagSeconds.WithLabelValues(p.name).Set(failingFor)
+			r.m.lagSeconds.WithLabelValues(p.Name()).Set(failingFor)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/eventlog"
+	"github.com/evbank/bank/internal/readmodel"
 	"github.com/evbank/bank/internal/testwait"
 )
 
@@ -67,8 +68,8 @@ VALUES ($1, 'BankAccount', 4, $2, 'MoneyDeposited', 1, '{"amount":2.5,"descripti
 	if fmt.Sprint(txs) != fmt.Sprint(want) || len(got.History) != 4 {
 		t.Errorf("history: %v, want %v", txs, want)
 	}
-	d1 := got.Daily[DayKey{id, UTCDay(day1)}]
-	d2 := got.Daily[DayKey{id, UTCDay(day2)}]
+	d1 := got.Daily[readmodel.DayKey{AccountID: id, Day: readmodel.UTCDay(day1)}]
+	d2 := got.Daily[readmodel.DayKey{AccountID: id, Day: readmodel.UTCDay(day2)}]
 	if d1.DepositsCount != 1 || d1.DepositsTotalMinor.String() != "1000" || d1.WithdrawalsCount != 1 || d1.WithdrawalsTotalMinor.String() != "300" || d1.ClosingBalanceMinor != 700 || d1.LastVersion != 3 {
 		t.Errorf("day 1: %+v", d1)
 	}
@@ -317,7 +318,7 @@ func TestVerifyBesideALaggingProjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, e.events, id, 4)
-	onlyBalances := e.runner(t, Options{Projections: []*Projection{AccountBalances()}})
+	onlyBalances := e.runner(t, Options{Projections: []Projection{AccountBalances()}})
 	if err := onlyBalances.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}

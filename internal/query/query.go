@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/readmodel"
 )
 
 // Store runs the read-side queries over the read database.
@@ -28,7 +29,8 @@ type Store struct {
 // New returns a Store over pool, a pool on the read database (READ_DATABASE_URL).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-const accountColumns = `account_id, owner_id, currency, balance_minor, status, version, opened_at, updated_at, closed_at`
+// accountColumns are read in the order scanAccount scans them.
+var accountColumns = readmodel.AccountBalances.ColumnList()
 
 func scanAccount(row pgx.Row) (Account, error) {
 	var (

@@ -16,7 +16,7 @@ import (
 
 	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
-	"github.com/evbank/bank/internal/domain"
+	appconfig "github.com/evbank/bank/internal/config"
 	"github.com/evbank/bank/internal/httpapi"
 	"github.com/evbank/bank/internal/probe"
 	"github.com/evbank/bank/internal/query"
@@ -80,14 +80,8 @@ Environment:
 
 func loadConfig() (config, error) {
 	var cfg config
-	if err := envconfig.Process("", &cfg); err != nil {
+	if err := appconfig.Load(&cfg); err != nil {
 		return cfg, err
-	}
-	if cfg.ReadDatabaseURL == "" {
-		cfg.ReadDatabaseURL = cfg.DatabaseURL
-	}
-	if _, err := domain.ParseCurrency(cfg.DefaultCurrency); err != nil {
-		return cfg, fmt.Errorf("DEFAULT_CURRENCY: %w", err)
 	}
 	if cfg.IdempotencyTTL < 24*time.Hour {
 		return cfg, errors.New("IDEMPOTENCY_KEY_TTL must be at least 24h")
@@ -124,7 +118,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		defer readPool.Close()
 	}
 
-	cur := domain.MustCurrency(cfg.DefaultCurrency)
+	cur := cfg.Currency()
 	reg := telemetry.NewRegistry()
 	telemetry.RegisterPool(reg, "events", pool)
 	if readPool != pool {
@@ -132,7 +126,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	}
 	events := store.NewEventStore(pool, store.Options{DefaultCurrency: cur, SnapshotEvery: cfg.SnapshotEvery, Log: log})
 	commands := command.NewService(events, command.Config{
-		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, CacheSize: cacheSize(cfg.CommandCache), Observer: telemetry.NewCommandMetrics(reg),
+		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, CacheSize: cfg.CommandCache, Observer: telemetry.NewCommandMetrics(reg),
 	})
 	router := httpapi.NewRouter(httpapi.Deps{
 		Commands:       commands,
@@ -197,7 +191,7 @@ func newPool(ctx context.Context, name, url string, maxConns int32) (*pgxpool.Po
 	}
 	pcfg.MaxConns = maxConns
 	// A transaction left idle would hold back every tailing reader (DESIGN §4).
-	pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
+	store.SetIdleInTransactionTimeout(pcfg.ConnConfig, 0)
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "bank-api"
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -212,27 +206,11 @@ func readiness(pool, readPool *pgxpool.Pool) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if err := schemaCurrent(ctx, pool, "event store", store.EventStoreSchema); err != nil {
+		if err := store.SchemaCurrent(ctx, pool, store.EventStoreSchema); err != nil {
 			return err
 		}
-		return schemaCurrent(ctx, readPool, "read model", store.ReadModelSchema)
+		return store.SchemaCurrent(ctx, readPool, store.ReadModelSchema)
 	}
-}
-
-func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, what string, s store.Schema) error {
-	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("%s unreachable: %w", what, err)
-	}
-	var version int64
-	var dirty bool
-	err := pool.QueryRow(ctx, `SELECT version, dirty FROM `+s.Table).Scan(&version, &dirty)
-	if err != nil {
-		return fmt.Errorf("%s schema: %w", what, err)
-	}
-	if dirty || uint(version) != s.Latest {
-		return fmt.Errorf("%s schema at version %d (dirty %v), want %d", what, version, dirty, s.Latest)
-	}
-	return nil
 }
 
 func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep time.Duration, log zerolog.Logger) {
@@ -251,13 +229,4 @@ func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep ti
 			}
 		}
 	}
-}
-
-// cacheSize maps COMMAND_CACHE_SIZE (0 turns the cache off) to command.Config's
-// CacheSize (negative turns it off, 0 is the default).
-func cacheSize(n int) int {
-	if n <= 0 {
-		return -1
-	}
-	return n
 }

@@ -5,21 +5,14 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
-
-	"github.com/evbank/bank/internal/domain"
+	appconfig "github.com/evbank/bank/internal/config"
 )
 
-// config is every setting of the projector, read from the environment (no prefix).
+// config is every setting of the projector, read from the environment (no
+// prefix): those it shares with the api, then its own.
 type config struct {
-	DatabaseURL     string        `envconfig:"DATABASE_URL" required:"true" desc:"PostgreSQL URL of the event store"`
-	ReadDatabaseURL string        `envconfig:"READ_DATABASE_URL" desc:"PostgreSQL URL of the projection tables and checkpoints (default: DATABASE_URL)"`
+	appconfig.Shared
 	Addr            string        `envconfig:"PROJECTOR_ADDR" default:":9090" desc:"address of /healthz, /readyz and /metrics"`
-	MigrateOnStart  bool          `envconfig:"MIGRATE_ON_START" default:"true" desc:"apply pending migrations of the event store and of the read model at start"`
-	LogLevel        string        `envconfig:"LOG_LEVEL" default:"info" desc:"trace, debug, info, warn or error"`
-	LogFormat       string        `envconfig:"LOG_FORMAT" default:"json" desc:"json or console"`
-	DefaultCurrency string        `envconfig:"DEFAULT_CURRENCY" default:"USD" desc:"currency of legacy (schema version 1) events, which have none"`
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s" desc:"time to finish the current batch after SIGTERM"`
 	BatchSize       int           `envconfig:"PROJECTOR_BATCH_SIZE" default:"1000" desc:"most events read and applied in one transaction"`
 	PollInterval    time.Duration `envconfig:"PROJECTOR_POLL_INTERVAL" default:"50ms" desc:"longest pause between reads when idle (it starts at 1ms and doubles)"`
 	BatchTimeout    time.Duration `envconfig:"PROJECTOR_BATCH_TIMEOUT" default:"10s" desc:"limit on one batch; keep it below SHUTDOWN_TIMEOUT"`
@@ -33,19 +26,12 @@ type config struct {
 
 func loadConfig() (config, error) {
 	var cfg config
-	if err := envconfig.Process("", &cfg); err != nil {
+	if err := appconfig.Load(&cfg); err != nil {
 		return cfg, err
 	}
-	if cfg.DatabaseURL == "" {
-		return cfg, errors.New("DATABASE_URL is empty: set it to the event store's PostgreSQL URL")
-	}
-	if cfg.ReadDatabaseURL == "" {
-		cfg.ReadDatabaseURL = cfg.DatabaseURL
-	}
-	if _, err := domain.ParseCurrency(cfg.DefaultCurrency); err != nil {
-		return cfg, fmt.Errorf("DEFAULT_CURRENCY: %w", err)
-	}
 	switch {
+	case cfg.DatabaseURL == "":
+		return cfg, errors.New("DATABASE_URL is empty: set it to the event store's PostgreSQL URL")
 	case cfg.BatchSize < 1:
 		return cfg, errors.New("PROJECTOR_BATCH_SIZE must be at least 1")
 	case cfg.PollInterval < time.Millisecond:

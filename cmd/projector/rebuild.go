@@ -57,7 +57,7 @@ func runRebuild(ctx context.Context, cfg config, log zerolog.Logger, names []str
 	p.log = log
 	res, err := projection.Rebuild(ctx, events, read, projection.RebuildOptions{
 		Projections:   names,
-		UpcastContext: upcastContext(cfg),
+		UpcastContext: cfg.UpcastContext(),
 		StopTimeout:   cfg.ShutdownTimeout,
 		Progress:      p.update,
 		Log:           log,

@@ -16,7 +16,6 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
-	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/projection"
 	"github.com/evbank/bank/internal/store"
 	"github.com/evbank/bank/internal/telemetry"
@@ -121,10 +120,6 @@ func pools(ctx context.Context, cfg config) (events, read *pgxpool.Pool, err err
 	return events, read, nil
 }
 
-func upcastContext(cfg config) domain.UpcastContext {
-	return domain.UpcastContext{DefaultCurrency: domain.MustCurrency(cfg.DefaultCurrency)} // checked by loadConfig
-}
-
 // serve runs the projector until ctx ends. ready, when not nil, receives the
 // listening address (tests use PROJECTOR_ADDR=127.0.0.1:0).
 func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- string) error {
@@ -151,7 +146,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	if err != nil {
 		return err
 	}
-	runner, err := projection.NewRunner(store.NewTailer(events, upcastContext(cfg)), read, projection.Options{
+	runner, err := projection.NewRunner(store.NewTailer(events, cfg.UpcastContext()), read, projection.Options{
 		BatchSize:       cfg.BatchSize,
 		MaxPoll:         cfg.PollInterval,
 		StandbyRetry:    cfg.StandbyRetry,
@@ -170,7 +165,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		err := readiness(r.Context(), cfg, events, read)
+		err := readiness(r.Context(), events, read)
 		if err == nil {
 			err = failing(runner, cfg.FailingAfter)
 		}
@@ -256,45 +251,15 @@ func failing(r *projection.Runner, after time.Duration) error {
 	return fmt.Errorf("projector batches failing for %s (%d attempts)%s; see the log", d.Truncate(time.Second), f.Count, at)
 }
 
-// readiness: both databases reachable, each schema at the version this binary
-// expects and not dirty.
-func readiness(ctx context.Context, cfg config, events, read *pgxpool.Pool) error {
+// readiness: both databases reachable, each schema at the version this
+// binary expects and not dirty.
+func readiness(ctx context.Context, events, read *pgxpool.Pool) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if err := schemaCurrent(ctx, events, cfg.DatabaseURL, store.EventStoreSchema); err != nil {
+	if err := store.SchemaCurrent(ctx, events, store.EventStoreSchema); err != nil {
 		return err
 	}
-	return schemaCurrent(ctx, read, cfg.ReadDatabaseURL, store.ReadModelSchema)
-}
-
-func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, url string, s store.Schema) error {
-	// A ping first: store.SchemaVersion takes no context, so it is only asked
-	// once the database answers, and not waited for beyond ctx.
-	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("%s database unreachable: %w", s.Name, err)
-	}
-	type result struct {
-		version uint
-		dirty   bool
-		err     error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, d, err := store.SchemaVersion(url, s)
-		ch <- result{v, d, err}
-	}()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("%s schema version: %w", s.Name, ctx.Err())
-	case r := <-ch:
-		switch {
-		case r.err != nil:
-			return fmt.Errorf("%s schema version: %w", s.Name, r.err)
-		case r.dirty || r.version != s.Latest:
-			return fmt.Errorf("%s schema at version %d (dirty %v), want %d", s.Name, r.version, r.dirty, s.Latest)
-		}
-		return nil
-	}
+	return store.SchemaCurrent(ctx, read, store.ReadModelSchema)
 }
 
 // verify compares the read tables with a fold of the event store and prints
@@ -306,7 +271,7 @@ func verify(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	defer events.Close()
 	defer read.Close()
-	rep, err := projection.Verify(ctx, store.NewTailer(events, upcastContext(cfg)), read)
+	rep, err := projection.Verify(ctx, store.NewTailer(events, cfg.UpcastContext()), read)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ var ErrRebuildRunning = errors.New("another projector rebuild is running on this
 type RebuildOptions struct {
 	// Projections to rebuild, by name (every projection).
 	Projections []string
-	// UpcastContext upcasts legacy events (default currency USD), as the
+	// UpcastContext upcasts legacy events (default: domain.FallbackCurrency), as the
 	// live projector's Tailer does.
 	UpcastContext domain.UpcastContext
 	// ChunkSize is how many events one read returns, and how many rows one
@@ -143,7 +143,7 @@ func (o *RebuildOptions) defaults() error {
 	}
 	o.Projections = names
 	if o.UpcastContext.DefaultCurrency.IsZero() {
-		o.UpcastContext.DefaultCurrency = domain.MustCurrency("USD")
+		o.UpcastContext.DefaultCurrency = domain.FallbackCurrency
 	}
 	setDefault(&o.ChunkSize, 10_000)
 	setDefault(&o.SaveEvery, 5*time.Minute)

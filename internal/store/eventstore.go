@@ -47,7 +47,7 @@ type Options struct {
 func NewEventStore(pool *pgxpool.Pool, opts Options) *EventStore {
 	cur := opts.DefaultCurrency
 	if cur.IsZero() {
-		cur = domain.MustCurrency("USD")
+		cur = domain.FallbackCurrency
 	}
 	return &EventStore{pool: pool, uc: domain.UpcastContext{DefaultCurrency: cur}, snapshotEvery: opts.SnapshotEvery, log: opts.Log}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"github.com/evbank/bank/migrations"
@@ -42,18 +44,26 @@ func Migrate(url string, s Schema) error {
 	return nil
 }
 
-// SchemaVersion reports the applied version of s and whether a migration failed half-way.
-func SchemaVersion(url string, s Schema) (version uint, dirty bool, err error) {
-	m, err := open(url, s)
-	if err != nil {
-		return 0, false, err
+// SchemaCurrent checks, through pool, that the database answers and that
+// schema s is at the version this binary expects (s.Latest) and not dirty.
+// It reads the version table directly rather than open a golang-migrate
+// connection, so that a health check costs one query. Errors: in words that
+// name the schema, with the cause wrapped.
+func SchemaCurrent(ctx context.Context, pool *pgxpool.Pool, s Schema) error {
+	if err := pool.Ping(ctx); err != nil {
+		return fmt.Errorf("%s unreachable: %w", s.Name, err)
 	}
-	defer closeMigrate(m)
-	v, dirty, err := m.Version()
-	if errors.Is(err, migrate.ErrNilVersion) {
-		return 0, false, nil
+	var (
+		version int64
+		dirty   bool
+	)
+	if err := pool.QueryRow(ctx, `SELECT version, dirty FROM `+s.Table).Scan(&version, &dirty); err != nil {
+		return fmt.Errorf("%s schema: %w", s.Name, err)
 	}
-	return v, dirty, err
+	if dirty || uint(version) != s.Latest {
+		return fmt.Errorf("%s schema at version %d (dirty %v), want %d", s.Name, version, dirty, s.Latest)
+	}
+	return nil
 }
 
 // closeMigrate closes the migration source and the database driver, whose

@@ -55,7 +55,7 @@ type Tailer struct {
 // exactly as the aggregate's loader does.
 func NewTailer(pool *pgxpool.Pool, uc domain.UpcastContext) *Tailer {
 	if uc.DefaultCurrency.IsZero() {
-		uc.DefaultCurrency = domain.MustCurrency("USD")
+		uc.DefaultCurrency = domain.FallbackCurrency
 	}
 	return &Tailer{pool: pool, uc: uc}
 }

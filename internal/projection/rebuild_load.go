@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/evbank/bank/internal/eventlog"
@@ -90,12 +91,16 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 	defer w.stop()
 
 	lastSave := time.Now()
+	guard := streamGuard{versions: map[uuid.UUID]int{}, resumed: saved != nil}
 	for r := range results {
 		if r.err != nil {
 			return fmt.Errorf("rebuild: %w", r.err)
 		}
 		if n := len(r.tb.Events); n > 0 {
 			for _, e := range r.tb.Events {
+				if err := guard.check(e); err != nil {
+					return fmt.Errorf("rebuild: %w", err)
+				}
 				emit := copied.Less(eventlog.PositionOf(e))
 				for _, f := range folds {
 					if err := f.Apply(e, emit); err != nil {
@@ -176,6 +181,30 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 		return fmt.Errorf("rebuild: mark the shadow tables ready: %w", err)
 	}
 	row.phase, row.pos, row.done = rebuildReady, pos, done
+	return nil
+}
+
+// streamGuard checks, whichever projections are rebuilt, that each stream's
+// versions arrive contiguous from 1, starting with AccountOpened: a rebuild
+// must not fold a store that the live projector would refuse. After a resume
+// it knows the streams from the first event it reads of each.
+type streamGuard struct {
+	versions map[uuid.UUID]int
+	resumed  bool
+}
+
+func (g streamGuard) check(e eventlog.RecordedEvent) error {
+	have, seen := g.versions[e.StreamID]
+	switch {
+	case !seen && g.resumed:
+	case e.Version != have+1:
+		return &ContiguityError{Projection: "rebuild", StreamID: e.StreamID, Have: have, Got: e.Version, Position: eventlog.PositionOf(e)}
+	default:
+		if err := checkFirst(have, e); err != nil {
+			return err
+		}
+	}
+	g.versions[e.StreamID] = e.Version
 	return nil
 }
 

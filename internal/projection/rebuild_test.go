@@ -716,3 +716,19 @@ func collapseSwapRetries(phases []string) []string {
 	}
 	return out
 }
+
+// TestRebuildRefusesAGapWhateverItRebuilds: a rebuild of daily_summaries alone
+// still refuses a stream whose versions skip one, as the live projector does.
+func TestRebuildRefusesAGapWhateverItRebuilds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := uuid.New()
+	appendN(t, e.events, id, 3)
+	typ, _, data := eventFor(id, 5)
+	insertAt(t, e.events, id, 5, typ, data, time.Now())
+	_, err := Rebuild(context.Background(), e.events, e.read, rebuildOpts(t, RebuildOptions{Projections: []string{DailySummariesName}}))
+	var ce *ContiguityError
+	if !errors.As(err, &ce) || ce.StreamID != id || ce.Have != 3 || ce.Got != 5 {
+		t.Fatalf("Rebuild = %v, want a ContiguityError for stream %s, 5 after 3", err, id)
+	}
+}

@@ -28,7 +28,7 @@ func (daily) Name() string              { return DailySummariesName }
 func (daily) Tables() []readmodel.Table { return []readmodel.Table{readmodel.DailySummaries} }
 func (daily) NewCache(limit int) Cache  { return newStateCache[streamState](limit) }
 func (daily) Bulk() BulkFold {
-	return &dailyBulk{states: streamStates{}, days: map[readmodel.DayKey]*readmodel.DailySummary{}}
+	return &dailyBulk{states: streamStates{}, days: map[bulkDay]*readmodel.DailySummary{}}
 }
 
 // dailyTable is where the daily summaries fold onto: the closing balance of
@@ -135,7 +135,23 @@ WHERE d.last_version < excluded.last_version`,
 // dailyBulk holds each account's state and every account's days.
 type dailyBulk struct {
 	states streamStates
-	days   map[readmodel.DayKey]*readmodel.DailySummary
+	days   map[bulkDay]*readmodel.DailySummary
+}
+
+// bulkDay keys a day in memory: smaller and cheaper to hash than a
+// readmodel.DayKey, which the fold looks up once per movement.
+type bulkDay struct {
+	id  uuid.UUID
+	day int64 // days since 1970-01-01, UTC
+}
+
+func bulkDayOf(e eventlog.RecordedEvent) bulkDay {
+	sec := e.RecordedAt.Unix()
+	day := sec / 86400
+	if sec%86400 < 0 {
+		day-- // floor, before 1970
+	}
+	return bulkDay{id: e.StreamID, day: day}
 }
 
 func (f *dailyBulk) Apply(e eventlog.RecordedEvent, _ bool) error {
@@ -143,10 +159,10 @@ func (f *dailyBulk) Apply(e eventlog.RecordedEvent, _ bool) error {
 	if err != nil || !ok {
 		return nil
 	}
-	key := dayOf(e)
+	key := bulkDayOf(e)
 	d := f.days[key]
 	if d == nil {
-		d = &readmodel.DailySummary{AccountID: key.AccountID, Day: key.Day}
+		d = &readmodel.DailySummary{AccountID: e.StreamID, Day: readmodel.UTCDay(e.RecordedAt)}
 		f.days[key] = d
 	}
 	return addToDay(d, e, m)
@@ -177,7 +193,7 @@ func (f *dailyBulk) Restore(ctx context.Context, q Queryer, names TableNames) er
 		return err
 	}
 	return readmodel.ScanDailySummaries(rows, func(d readmodel.DailySummary) error {
-		f.days[readmodel.DayKey{AccountID: d.AccountID, Day: d.Day}] = &d
+		f.days[bulkDay{id: d.AccountID, day: d.Day.Unix() / 86400}] = &d
 		return nil
 	})
 }

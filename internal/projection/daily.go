@@ -28,7 +28,7 @@ func (daily) Name() string              { return DailySummariesName }
 func (daily) Tables() []readmodel.Table { return []readmodel.Table{readmodel.DailySummaries} }
 func (daily) NewCache(limit int) Cache  { return newStateCache[streamState](limit) }
 func (daily) Bulk() BulkFold {
-	return &dailyBulk{states: streamStates{}, days: map[bulkDay]*readmodel.DailySummary{}}
+	return &dailyBulk{accounts: map[uuid.UUID]*dailyAccount{}, days: map[bulkDay]*readmodel.DailySummary{}}
 }
 
 // dailyTable is where the daily summaries fold onto: the closing balance of
@@ -132,10 +132,18 @@ WHERE d.last_version < excluded.last_version`,
 		ids, days, curs, depCounts, depTotals, wdCounts, wdTotals, closing, lastVersions).Exec(expectRows(DailySummariesName, w.name, n))
 }
 
-// dailyBulk holds each account's state and every account's days.
+// dailyBulk holds each account's state and every account's days. It is
+// looked up once per event: each account remembers the row of the day its
+// last movement fell on, and the days map is asked only when the day changes.
 type dailyBulk struct {
-	states streamStates
-	days   map[bulkDay]*readmodel.DailySummary
+	accounts map[uuid.UUID]*dailyAccount
+	days     map[bulkDay]*readmodel.DailySummary
+}
+
+type dailyAccount struct {
+	st  streamState
+	day bulkDay
+	row *readmodel.DailySummary // of day; nil before the first movement
 }
 
 // bulkDay keys a day in memory: smaller and cheaper to hash than a
@@ -155,17 +163,24 @@ func bulkDayOf(e eventlog.RecordedEvent) bulkDay {
 }
 
 func (f *dailyBulk) Apply(e eventlog.RecordedEvent, _ bool) error {
-	m, ok, err := f.states.next(DailySummariesName, e)
+	a := f.accounts[e.StreamID]
+	if a == nil {
+		a = &dailyAccount{}
+		f.accounts[e.StreamID] = a
+	}
+	m, ok, err := a.st.next(DailySummariesName, e)
 	if err != nil || !ok {
-		return nil
+		return err
 	}
-	key := bulkDayOf(e)
-	d := f.days[key]
-	if d == nil {
-		d = &readmodel.DailySummary{AccountID: e.StreamID, Day: readmodel.UTCDay(e.RecordedAt)}
-		f.days[key] = d
+	if key := bulkDayOf(e); a.row == nil || key != a.day {
+		d := f.days[key]
+		if d == nil {
+			d = &readmodel.DailySummary{AccountID: e.StreamID, Day: readmodel.UTCDay(e.RecordedAt)}
+			f.days[key] = d
+		}
+		a.day, a.row = key, d
 	}
-	return addToDay(d, e, m)
+	return addToDay(a.row, e, m)
 }
 
 func (f *dailyBulk) Stream() []Rows { return nil }
@@ -185,8 +200,12 @@ func (f *dailyBulk) Save(ctx context.Context, replace func(context.Context, Rows
 }
 
 func (f *dailyBulk) Restore(ctx context.Context, q Queryer, names TableNames) error {
-	if err := dailyTable.restore(ctx, q, names, f.states); err != nil {
+	states := streamStates{}
+	if err := dailyTable.restore(ctx, q, names, states); err != nil {
 		return err
+	}
+	for id, st := range states {
+		f.accounts[id] = &dailyAccount{st: st}
 	}
 	rows, err := q.Query(ctx, `SELECT `+readmodel.DailySummariesSelect+` FROM `+ident(names(readmodel.DailySummaries)))
 	if err != nil {

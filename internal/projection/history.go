@@ -24,7 +24,7 @@ func TransactionHistory() Projection { return history{} }
 func (history) Name() string              { return TransactionHistoryName }
 func (history) Tables() []readmodel.Table { return []readmodel.Table{readmodel.TransactionHistory} }
 func (history) NewCache(limit int) Cache  { return newStateCache[streamState](limit) }
-func (history) Bulk() BulkFold            { return &historyBulk{states: streamStates{}} }
+func (history) Bulk() BulkFold            { return &historyBulk{states: map[uuid.UUID]*streamState{}} }
 
 // historyTable is where the history folds onto: the balance after the
 // account's latest row.
@@ -87,15 +87,20 @@ SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[
 // historyBulk holds each account's state; its rows are copied chunk by chunk
 // (Stream), so that memory holds one chunk of them, not the whole history.
 type historyBulk struct {
-	states streamStates
+	states map[uuid.UUID]*streamState // pointers: one lookup per event
 	rows   []readmodel.Transaction
 }
 
 func (f *historyBulk) Apply(e eventlog.RecordedEvent, emit bool) error {
-	if !emit && e.Version <= f.states[e.StreamID].version {
+	st := f.states[e.StreamID]
+	if st == nil {
+		st = &streamState{}
+		f.states[e.StreamID] = st
+	}
+	if !emit && e.Version <= st.version {
 		return nil // restored from the rows already copied: folded in
 	}
-	m, ok, err := f.states.next(TransactionHistoryName, e)
+	m, ok, err := st.next(TransactionHistoryName, e)
 	if err != nil {
 		return err
 	}
@@ -123,5 +128,12 @@ func (f *historyBulk) Size() int { return len(f.states) }
 func (f *historyBulk) Save(context.Context, func(context.Context, Rows) error) error { return nil }
 
 func (f *historyBulk) Restore(ctx context.Context, q Queryer, names TableNames) error {
-	return historyTable.restore(ctx, q, names, f.states)
+	states := streamStates{}
+	if err := historyTable.restore(ctx, q, names, states); err != nil {
+		return err
+	}
+	for id, st := range states {
+		f.states[id] = &st
+	}
+	return nil
 }

@@ -91,7 +91,7 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 	defer w.stop()
 
 	lastSave := time.Now()
-	guard := streamGuard{versions: map[uuid.UUID]int{}, resumed: saved != nil}
+	guard := streamGuard{versions: map[uuid.UUID]*int{}, resumed: saved != nil}
 	for r := range results {
 		if r.err != nil {
 			return fmt.Errorf("rebuild: %w", r.err)
@@ -189,22 +189,26 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 // must not fold a store that the live projector would refuse. After a resume
 // it knows the streams from the first event it reads of each.
 type streamGuard struct {
-	versions map[uuid.UUID]int
+	versions map[uuid.UUID]*int // pointers: one lookup per event
 	resumed  bool
 }
 
 func (g streamGuard) check(e eventlog.RecordedEvent) error {
-	have, seen := g.versions[e.StreamID]
-	switch {
-	case !seen && g.resumed:
-	case e.Version != have+1:
-		return &ContiguityError{Projection: "rebuild", StreamID: e.StreamID, Have: have, Got: e.Version, Position: eventlog.PositionOf(e)}
-	default:
-		if err := checkFirst(have, e); err != nil {
-			return err
+	v := g.versions[e.StreamID]
+	if v == nil {
+		v = new(int)
+		g.versions[e.StreamID] = v
+		if g.resumed {
+			*v = e.Version - 1 // its earlier events were folded before the resume
 		}
 	}
-	g.versions[e.StreamID] = e.Version
+	if e.Version != *v+1 {
+		return &ContiguityError{Projection: "rebuild", StreamID: e.StreamID, Have: *v, Got: e.Version, Position: eventlog.PositionOf(e)}
+	}
+	if err := checkFirst(*v, e); err != nil {
+		return err
+	}
+	*v = e.Version
 	return nil
 }
 

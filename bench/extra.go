@@ -211,7 +211,7 @@ var rebuiltLine = regexp.MustCompile(`rebuilt .* from (\d+) events .*?, (\d+(?:\
 // over a pool the api's size. It splits the service's overhead between the
 // HTTP layer and the command and store layers.
 func inProcess(ctx context.Context, mon *monitor, pool *pgxpool.Pool, ids []uuid.UUID, clients int, warmup, dur time.Duration) Stats {
-	svc := command.NewService(store.NewEventStore(pool, store.Options{SnapshotEvery: 100}), command.Config{})
+	svc := command.NewService(store.NewEventStore(pool, store.Options{SnapshotEvery: 100}), command.Config{CacheSize: command.DefaultCacheSize})
 	type result struct {
 		end time.Time
 		lat time.Duration

@@ -18,6 +18,7 @@ import (
 
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/pgserver"
+	"github.com/evbank/bank/internal/readmodel"
 	"github.com/evbank/bank/internal/store"
 )
 
@@ -58,8 +59,8 @@ VALUES (md5(:n::text)::uuid, 'BankAccount', :version + 1, gen_random_uuid(), 'Mo
 }
 
 // selectAccountScript reads the row GET /accounts/{id} reads (internal/query GetAccount).
-const selectAccountScript = `\set n random(1, :accounts)
-SELECT account_id, owner_id, currency, balance_minor, status, version, opened_at, updated_at, closed_at
+var selectAccountScript = `\set n random(1, :accounts)
+SELECT ` + readmodel.AccountBalances.ColumnList() + `
 FROM account_balances WHERE account_id = md5(:n::text)::uuid;
 `
 

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/httpapi"
 	"github.com/evbank/bank/internal/pgtest"
+	"github.com/evbank/bank/internal/store"
 )
 
 // TestReadinessInWords: the api's readiness check names what is wrong in
@@ -25,11 +27,11 @@ func TestReadinessInWords(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE read_schema_migrations SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
-	wantReason(t, ready(ctx), "read model schema at version 1, want 2")
+	wantReason(t, ready(ctx), fmt.Sprintf("read model schema at version 1, want %d", store.ReadModelSchema.Latest))
 	if _, err := pool.Exec(ctx, `UPDATE read_schema_migrations SET version = 2, dirty = true`); err != nil {
 		t.Fatal(err)
 	}
-	wantReason(t, ready(ctx), "read model schema at version 2 is dirty (a migration failed halfway), want 2")
+	wantReason(t, ready(ctx), fmt.Sprintf("read model schema at version 2 is dirty (a migration failed halfway), want %d", store.ReadModelSchema.Latest))
 
 	stop()
 	err := ready(ctx)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
-	"github.com/evbank/bank/internal/domain"
+	appconfig "github.com/evbank/bank/internal/config"
 	"github.com/evbank/bank/internal/httpapi"
 	"github.com/evbank/bank/internal/probe"
 	"github.com/evbank/bank/internal/query"
@@ -85,14 +85,8 @@ Environment:
 
 func loadConfig() (config, error) {
 	var cfg config
-	if err := envconfig.Process("", &cfg); err != nil {
+	if err := appconfig.Load(&cfg); err != nil {
 		return cfg, err
-	}
-	if cfg.ReadDatabaseURL == "" {
-		cfg.ReadDatabaseURL = cfg.DatabaseURL
-	}
-	if _, err := domain.ParseCurrency(cfg.DefaultCurrency); err != nil {
-		return cfg, fmt.Errorf("DEFAULT_CURRENCY: %w", err)
 	}
 	if cfg.IdempotencyTTL < 24*time.Hour {
 		return cfg, errors.New("IDEMPOTENCY_KEY_TTL must be at least 24h")
@@ -143,7 +137,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		defer readPool.Close()
 	}
 
-	cur := domain.MustCurrency(cfg.DefaultCurrency)
+	cur := cfg.Currency()
 	reg := telemetry.NewRegistry()
 	telemetry.RegisterPool(reg, "events", pool)
 	if readPool != pool {
@@ -151,7 +145,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	}
 	events := store.NewEventStore(pool, store.Options{DefaultCurrency: cur, SnapshotEvery: cfg.SnapshotEvery, Log: log})
 	commands := command.NewService(events, command.Config{
-		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, CacheSize: cacheSize(cfg.CommandCache), Observer: telemetry.NewCommandMetrics(reg),
+		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, CacheSize: cfg.CommandCache, Observer: telemetry.NewCommandMetrics(reg),
 	})
 	router := httpapi.NewRouter(httpapi.Deps{
 		Commands:       commands,
@@ -251,7 +245,7 @@ func newPool(ctx context.Context, name, url string, maxConns int32) (*pgxpool.Po
 	}
 	pcfg.MaxConns = maxConns
 	// A transaction left idle would hold back every tailing reader (DESIGN §4).
-	pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
+	store.SetIdleInTransactionTimeout(pcfg.ConnConfig, 0)
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "bank-api"
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -261,36 +255,17 @@ func newPool(ctx context.Context, name, url string, maxConns int32) (*pgxpool.Po
 }
 
 // readiness checks both databases: reachable, each schema at the version this
-// binary expects. Its errors are *httpapi.NotReadyError: /readyz shows their
-// words, the log their cause (DESIGN §2: never a host, port or driver text).
+// binary expects. Its errors are *dberr.NotReady: /readyz shows their words,
+// the log their cause (DESIGN §2: never a host, port or driver text).
 func readiness(pool, readPool *pgxpool.Pool) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if err := schemaCurrent(ctx, pool, store.EventStoreSchema); err != nil {
+		if err := store.SchemaCurrent(ctx, pool, store.EventStoreSchema); err != nil {
 			return err
 		}
-		return schemaCurrent(ctx, readPool, store.ReadModelSchema)
+		return store.SchemaCurrent(ctx, readPool, store.ReadModelSchema)
 	}
-}
-
-func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, s store.Schema) error {
-	if err := pool.Ping(ctx); err != nil {
-		return &httpapi.NotReadyError{Reason: s.Name + " unreachable", Err: err}
-	}
-	var version int64
-	var dirty bool
-	err := pool.QueryRow(ctx, `SELECT version, dirty FROM `+s.Table).Scan(&version, &dirty)
-	if err != nil {
-		return &httpapi.NotReadyError{Reason: s.Name + " schema version unreadable", Err: err}
-	}
-	switch {
-	case dirty:
-		return &httpapi.NotReadyError{Reason: fmt.Sprintf("%s schema at version %d is dirty (a migration failed halfway), want %d", s.Name, version, s.Latest)}
-	case uint(version) != s.Latest:
-		return &httpapi.NotReadyError{Reason: fmt.Sprintf("%s schema at version %d, want %d", s.Name, version, s.Latest)}
-	}
-	return nil
 }
 
 // purgeBatch is how many idempotency records one DELETE removes: a few
@@ -316,13 +291,4 @@ func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep ti
 			}
 		}
 	}
-}
-
-// cacheSize maps COMMAND_CACHE_SIZE (0 turns the cache off) to command.Config's
-// CacheSize (negative turns it off, 0 is the default).
-func cacheSize(n int) int {
-	if n <= 0 {
-		return -1
-	}
-	return n
 }

@@ -32,13 +32,8 @@ func rebuild(ctx context.Context, cfg config, log zerolog.Logger, args []string,
 }
 
 func runRebuild(ctx context.Context, cfg config, log zerolog.Logger, names []string, stdout, stderr io.Writer, terminal bool) error {
-	for _, n := range names {
-		switch n {
-		case projection.AccountBalancesName, projection.TransactionHistoryName, projection.DailySummariesName:
-		default:
-			return fmt.Errorf("rebuild: unknown projection %q (want %s, %s or %s)", n,
-				projection.AccountBalancesName, projection.TransactionHistoryName, projection.DailySummariesName)
-		}
+	if _, err := projection.ByName(names); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
 	if cfg.MigrateOnStart {
 		if err := store.Migrate(cfg.DatabaseURL, store.EventStoreSchema); err != nil {
@@ -62,7 +57,7 @@ func runRebuild(ctx context.Context, cfg config, log zerolog.Logger, names []str
 	p.log = log
 	res, err := projection.Rebuild(ctx, events, read, projection.RebuildOptions{
 		Projections:   names,
-		UpcastContext: upcastContext(cfg),
+		UpcastContext: cfg.UpcastContext(),
 		StopTimeout:   cfg.ShutdownTimeout,
 		Progress:      p.update,
 		Log:           log,

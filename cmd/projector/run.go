@@ -16,7 +16,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 
-	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/projection"
 	"github.com/evbank/bank/internal/store"
 	"github.com/evbank/bank/internal/telemetry"
@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func usage(w io.Writer) error {
-	fmt.Fprint(w, `projector keeps the read tables up to date from the event store.
+	fmt.Fprintf(w, `projector keeps the read tables up to date from the event store.
 
 Usage:
   projector           apply events as they are appended; serve /healthz, /readyz
@@ -74,16 +74,16 @@ Usage:
                       rebuild the named projections (default: all) from the
                       start of the event store into new tables, then swap them
                       in; the old tables serve meanwhile (listens on no address).
-                      Names: account_balances, transaction_history,
-                      daily_summaries. SIGINT/SIGTERM stop it after the current
-                      chunk (exit 3); run it again to resume
+                      Names: %s.
+                      SIGINT/SIGTERM stop it after the current chunk (exit 3);
+                      run it again to resume
   projector healthcheck
                       exit 0 if the projector on PROJECTOR_ADDR answers /healthz
                       (the container health check; the image has no shell or curl)
   projector -h        this help
 
 Environment:
-`)
+`, strings.Join(projection.Names(), ", "))
 	// The same table as api -h; the README's configuration tables are checked
 	// against both (deploy/config_test.go).
 	tw := tabwriter.NewWriter(w, 1, 0, 2, ' ', 0)
@@ -121,10 +121,6 @@ func pools(ctx context.Context, cfg config) (events, read *pgxpool.Pool, err err
 	return events, read, nil
 }
 
-func upcastContext(cfg config) domain.UpcastContext {
-	return domain.UpcastContext{DefaultCurrency: domain.MustCurrency(cfg.DefaultCurrency)} // checked by loadConfig
-}
-
 // serve runs the projector until ctx ends. ready, when not nil, receives the
 // listening address (tests use PROJECTOR_ADDR=127.0.0.1:0).
 func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- string) error {
@@ -151,7 +147,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	if err != nil {
 		return err
 	}
-	runner, err := projection.NewRunner(store.NewTailer(events, upcastContext(cfg)), read, projection.Options{
+	runner, err := projection.NewRunner(store.NewTailer(events, cfg.UpcastContext()), read, projection.Options{
 		BatchSize:       cfg.BatchSize,
 		MaxPoll:         cfg.PollInterval,
 		StandbyRetry:    cfg.StandbyRetry,
@@ -170,9 +166,13 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := readiness(r.Context(), cfg, events, read); err != nil {
+		err := readiness(r.Context(), events, read)
+		if err == nil {
+			err = failing(runner, cfg.FailingAfter)
+		}
+		if err != nil {
 			log.Warn().Err(err).Msg("not ready")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": notReadyReason(err), "active": runner.Active()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": dberr.ReadyReason(err), "active": runner.Active()})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "active": runner.Active()})
@@ -234,72 +234,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readiness: both databases reachable, each schema at the version this binary
-// expects and not dirty.
-func readiness(ctx context.Context, cfg config, events, read *pgxpool.Pool) error {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := schemaCurrent(ctx, events, cfg.DatabaseURL, store.EventStoreSchema); err != nil {
-		return err
-	}
-	return schemaCurrent(ctx, read, cfg.ReadDatabaseURL, store.ReadModelSchema)
-}
-
-func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, url string, s store.Schema) error {
-	// A ping first: store.SchemaVersion takes no context, so it is only asked
-	// once the database answers, and not waited for beyond ctx.
-	if err := pool.Ping(ctx); err != nil {
-		return &notReady{reason: s.Name + " unreachable", err: err}
-	}
-	type result struct {
-		version uint
-		dirty   bool
-		err     error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, d, err := store.SchemaVersion(url, s)
-		ch <- result{v, d, err}
-	}()
-	select {
-	case <-ctx.Done():
-		return &notReady{reason: s.Name + " schema version unreadable", err: ctx.Err()}
-	case r := <-ch:
-		switch {
-		case r.err != nil:
-			return &notReady{reason: s.Name + " schema version unreadable", err: r.err}
-		case r.dirty:
-			return &notReady{reason: fmt.Sprintf("%s schema at version %d is dirty (a migration failed halfway), want %d", s.Name, r.version, s.Latest)}
-		case r.version != s.Latest:
-			return &notReady{reason: fmt.Sprintf("%s schema at version %d, want %d", s.Name, r.version, s.Latest)}
-		}
+// failing reports batches that have failed for longer than after: the
+// projector is up but the read tables stand still, which must not look ready.
+// In words only; the log has the errors.
+func failing(r *projection.Runner, after time.Duration) error {
+	f, ok := r.Failing()
+	if !ok {
 		return nil
 	}
-}
-
-// notReady is a readiness failure: reason is what /readyz shows, in words;
-// err, which may name the database's host, port or user, is only logged
-// (DESIGN §2).
-type notReady struct {
-	reason string
-	err    error
-}
-
-func (e *notReady) Error() string {
-	if e.err == nil {
-		return e.reason
+	d := time.Since(f.Since)
+	if d < after {
+		return nil
 	}
-	return e.reason + ": " + e.err.Error()
+	at := ""
+	if f.Event != "" {
+		at = " at " + f.Event
+	}
+	return &dberr.NotReady{Reason: fmt.Sprintf("projector batches failing for %s (%d attempts)%s; see the log", d.Truncate(time.Second), f.Count, at)}
 }
 
-func (e *notReady) Unwrap() error { return e.err }
-
-func notReadyReason(err error) string {
-	var nr *notReady
-	if errors.As(err, &nr) {
-		return nr.reason
+// readiness: both databases reachable, each schema at the version this
+// binary expects and not dirty.
+func readiness(ctx context.Context, events, read *pgxpool.Pool) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := store.SchemaCurrent(ctx, events, store.EventStoreSchema); err != nil {
+		return err
 	}
-	return "not ready"
+	return store.SchemaCurrent(ctx, read, store.ReadModelSchema)
 }
 
 // verify compares the read tables with a fold of the event store and prints
@@ -311,12 +273,15 @@ func verify(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	defer events.Close()
 	defer read.Close()
-	rep, err := projection.Verify(ctx, store.NewTailer(events, upcastContext(cfg)), read)
+	rep, err := projection.Verify(ctx, store.NewTailer(events, cfg.UpcastContext()), read)
 	if err != nil {
 		return err
 	}
-	for _, name := range []string{projection.AccountBalancesName, projection.TransactionHistoryName, projection.DailySummariesName} {
+	for _, name := range projection.Names() {
 		fmt.Fprintf(out, "%s checked at %s\n", name, rep.Checkpoints[name])
+	}
+	for _, table := range rep.Unverified {
+		fmt.Fprintf(out, "%s not checked: verify has no oracle for it\n", table)
 	}
 	for _, d := range rep.Drifts {
 		fmt.Fprintln(out, d)

@@ -213,3 +213,58 @@ func TestReadyzUnavailableWithoutReadSchema(t *testing.T) {
 		t.Fatalf("serve: %v", err)
 	}
 }
+
+// TestReadyzUnavailableWhileBatchesFail: batches that keep failing turn
+// /readyz 503 after PROJECTOR_FAILING_AFTER, in words that name the event,
+// and ready again once a batch succeeds.
+func TestReadyzUnavailableWhileBatchesFail(t *testing.T) {
+	eventsURL, readURL := setEnv(t)
+	t.Setenv("PROJECTOR_FAILING_AFTER", "500ms")
+	t.Setenv("PROJECTOR_STANDBY_RETRY", "100ms")
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)), ready) }()
+	base := "http://" + <-ready
+	events, err := pgxpool.New(context.Background(), eventsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	read, err := pgxpool.New(context.Background(), readURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer read.Close()
+
+	// A write the read database refuses, whatever the cause.
+	if _, err := read.Exec(context.Background(), `ALTER TABLE account_balances ADD CONSTRAINT poison CHECK (owner_id <> 'o')`); err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.New()
+	appendAccount(t, events, id, 1)
+	testwait.Until(t, 15*time.Second, func() (bool, string) {
+		code, body := get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "failing") && strings.Contains(body, id.String()),
+			fmt.Sprintf("/readyz %d %s", code, body)
+	})
+	_, metrics := get(t, base+"/metrics")
+	if !strings.Contains(metrics, "projector_batch_failures_total") || strings.Contains(metrics, "projector_batch_failures_total 0\n") {
+		t.Errorf("/metrics does not count the failures")
+	}
+	if _, err := read.Exec(context.Background(), `ALTER TABLE account_balances DROP CONSTRAINT poison`); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, 15*time.Second, func() (bool, string) {
+		code, body := get(t, base+"/readyz")
+		return code == http.StatusOK, fmt.Sprintf("/readyz %d %s after the cause is gone", code, body)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}

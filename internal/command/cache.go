@@ -35,9 +35,9 @@ type aggregateShard struct {
 	m  map[uuid.UUID]domain.AccountState
 }
 
-// newAggregates keeps up to size accounts; size < 0 keeps none (nil).
+// newAggregates keeps up to size accounts; size <= 0 keeps none (nil).
 func newAggregates(size int) *aggregates {
-	if size < 0 {
+	if size <= 0 {
 		return nil
 	}
 	c := &aggregates{perShard: max(size/aggregateShards, 1)}

@@ -43,7 +43,7 @@ func newCountingService(t *testing.T, cfg command.Config) (*command.Service, *co
 
 func TestCachedAccountsSkipTheLoad(t *testing.T) {
 	t.Parallel()
-	s, cs, es := newCountingService(t, command.Config{})
+	s, cs, es := newCountingService(t, command.Config{CacheSize: command.DefaultCacheSize})
 	ctx := context.Background()
 	id := open(t, s, "1.00")
 	loads := cs.loads.Load()
@@ -83,7 +83,7 @@ func TestCachedAccountsSkipTheLoad(t *testing.T) {
 func TestStaleCacheIsNeverTrusted(t *testing.T) {
 	t.Parallel()
 	obs := &counting{}
-	a, b, es := newServices(t, command.Config{MaxAttempts: 1, Observer: obs})
+	a, b, es := newServices(t, command.Config{MaxAttempts: 1, Observer: obs, CacheSize: command.DefaultCacheSize})
 	ctx := context.Background()
 	id := open(t, a, "") // a caches version 1, balance 0
 

@@ -32,13 +32,19 @@ func (nopObserver) IdempotentReplay(string)                       {}
 func (nopObserver) EventsAppended(int)                            {}
 func (nopObserver) TransferRecovered(string)                      {}
 
-// Config tunes the service; zero values take the defaults.
+// DefaultCacheSize is the COMMAND_CACHE_SIZE an api runs with unless told otherwise.
+const DefaultCacheSize = 100_000
+
+// Config tunes the service; zero values take the defaults, except CacheSize.
 type Config struct {
+	// DefaultCurrency is the currency of accounts opened without one
+	// (domain.FallbackCurrency).
 	DefaultCurrency domain.Currency
 	// MaxAttempts bounds the decide-append loop under contention.
 	MaxAttempts int
 	// CacheSize is how many accounts' states the service keeps in memory
-	// between commands, sparing their loads (0: 100,000; negative: none).
+	// between commands, sparing their loads; 0 (or less) keeps none, as
+	// COMMAND_CACHE_SIZE=0 does (DefaultCacheSize is the usual size).
 	CacheSize int
 	// LockWait bounds how long a command waits for the commands queued
 	// before it on the same account in this process (0: 5 s). The request's
@@ -65,12 +71,9 @@ func NewService(store EventStore, cfg Config) *Service {
 		store: store, defaultCurrency: cfg.DefaultCurrency, maxAttempts: cfg.MaxAttempts,
 		now: cfg.Now, obs: cfg.Observer, locks: newStreamLocks(cfg.LockWait),
 	}
-	if cfg.CacheSize == 0 {
-		cfg.CacheSize = 100_000
-	}
 	s.cache = newAggregates(cfg.CacheSize)
 	if s.defaultCurrency.IsZero() {
-		s.defaultCurrency = domain.MustCurrency("USD")
+		s.defaultCurrency = domain.FallbackCurrency
 	}
 	if s.maxAttempts <= 0 {
 		s.maxAttempts = 20
@@ -83,9 +86,6 @@ func NewService(store EventStore, cfg Config) *Service {
 	}
 	return s
 }
-
-// DefaultCurrency is the currency of accounts opened without one.
-func (s *Service) DefaultCurrency() domain.Currency { return s.defaultCurrency }
 
 // Precondition is an If-Match: any existing account, or one of the listed
 // versions (an empty list matches nothing).

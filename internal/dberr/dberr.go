@@ -84,3 +84,34 @@ func (e *unavailableError) Is(target error) bool { return target == ErrUnavailab
 //	func (s *Store) Get(ctx context.Context) (_ Row, err error) {
 //		defer dberr.Mark(&err)
 func Mark(err *error) { *err = Classify(*err) }
+
+// NotReady is a readiness failure: Reason says what is wrong in words a
+// client may read ("event store unreachable"); Err, which may name hosts,
+// ports or users, is only logged (DESIGN §2).
+type NotReady struct {
+	Reason string
+	Err    error
+}
+
+func (e *NotReady) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *NotReady) Unwrap() error { return e.Err }
+
+// ReadyReason words a readiness failure for /readyz: the Reason of a
+// *NotReady, else a phrase that names nothing of the database.
+func ReadyReason(err error) string {
+	var nr *NotReady
+	switch {
+	case errors.As(err, &nr):
+		return nr.Reason
+	case IsUnavailable(err):
+		return "database unreachable"
+	default:
+		return "not ready"
+	}
+}

@@ -10,6 +10,10 @@ import (
 	"golang.org/x/text/currency"
 )
 
+// FallbackCurrency is the currency of accounts opened without one, and of
+// legacy events, where no other default is configured (DEFAULT_CURRENCY).
+var FallbackCurrency = MustCurrency("USD")
+
 // MaxMinor is the largest amount, and the largest balance, the service holds:
 // 10^15 minor units, far inside int64 so that sums of two never overflow.
 const MaxMinor int64 = 1_000_000_000_000_000

@@ -13,8 +13,8 @@ import (
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/query"
-	"github.com/evbank/bank/internal/store"
 )
 
 // Problem is an RFC 9457 problem detail with the service's stable code.
@@ -71,7 +71,7 @@ func problemFor(err error) *Problem {
 	var (
 		p      *Problem
 		verr   *domain.ValidationError
-		stored *store.UpcastError
+		stored *eventlog.UpcastError
 	)
 	switch {
 	case errors.As(err, &p):

@@ -140,7 +140,7 @@ func TestQueryDailySummaries(t *testing.T) {
 		_, err := a.read.Exec(context.Background(), `
 INSERT INTO daily_summaries (account_id, day, currency, deposits_count, deposits_total_minor, withdrawals_count,
     withdrawals_total_minor, closing_balance_minor, last_version)
-VALUES ($1, $2::text::date, 'USD', 1, $3, 0, 0, $3, 1)`, id, day(back), back)
+VALUES ($1, $2::text::date, 'USD', 1, $3::bigint, 0, 0, $3::bigint, 1)`, id, day(back), back)
 		if err != nil {
 			t.Fatal(err)
 		}

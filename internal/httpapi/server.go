@@ -4,7 +4,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -17,15 +16,15 @@ import (
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/query"
-	"github.com/evbank/bank/internal/store"
 )
 
 var errAccountNotFound = domain.ErrAccountNotFound
 
 // EventReader is what the audit trail and temporal reads need from the event store.
 type EventReader interface {
-	ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]store.RecordedEvent, error)
+	ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]eventlog.RecordedEvent, error)
 	// StreamHead is the account's owner and its stream's current version;
 	// domain.ErrAccountNotFound when the stream does not exist.
 	StreamHead(ctx context.Context, id uuid.UUID) (owner string, version int, err error)
@@ -147,32 +146,9 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // NotReadyError is what Deps.Ready returns when the service cannot serve:
-// Reason says what is wrong in words a client may read ("event store
-// unreachable"); Err, which may name hosts, ports or users, is only logged.
-type NotReadyError struct {
-	Reason string
-	Err    error
-}
-
-func (e *NotReadyError) Error() string {
-	if e.Err == nil {
-		return e.Reason
-	}
-	return e.Reason + ": " + e.Err.Error()
-}
-
-func (e *NotReadyError) Unwrap() error { return e.Err }
+// /readyz shows its Reason, the log its cause.
+type NotReadyError = dberr.NotReady
 
 // notReadyReason words a readiness failure for /readyz (DESIGN §2): never a
 // connection string, host, port or driver message.
-func notReadyReason(err error) string {
-	var nr *NotReadyError
-	switch {
-	case errors.As(err, &nr):
-		return nr.Reason
-	case dberr.IsUnavailable(err):
-		return "database unreachable"
-	default:
-		return "not ready"
-	}
-}
+func notReadyReason(err error) string { return dberr.ReadyReason(err) }

@@ -41,6 +41,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/pgtest"
 	"github.com/evbank/bank/internal/store"
 )
@@ -135,7 +136,7 @@ func BenchmarkWakeLatency(b *testing.B) {
 			readerDone := make(chan struct{})
 			go func() {
 				defer close(readerDone)
-				var after store.Position
+				var after eventlog.Position
 				poll := time.Millisecond
 				for ctx.Err() == nil {
 					tb, err := tl.Read(ctx, after, 1000)
@@ -144,7 +145,7 @@ func BenchmarkWakeLatency(b *testing.B) {
 					}
 					now := time.Now()
 					for _, e := range tb.Events {
-						after = store.PositionOf(e)
+						after = eventlog.PositionOf(e)
 						mu.Lock()
 						if t, ok := committed[e.EventID]; ok {
 							lat = append(lat, now.Sub(t))

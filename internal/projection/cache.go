@@ -2,17 +2,19 @@ package projection
 
 import (
 	"github.com/google/uuid"
-
-	"github.com/evbank/bank/internal/domain"
 )
 
-// stateCache keeps, for an active Runner, the state each account's rows hold
-// after the last committed batch, so that a batch reads from the read
-// database only the accounts it has not seen. It is valid only while this
-// Runner is the only writer: it is cleared whenever the Runner (re)loads its
-// checkpoints and after any failed batch, and the compare-and-set on the
-// checkpoint rows (position and updated_at) fails, clearing it, as soon as
-// anyone else has touched them.
+// Cache is the per-account state a projection keeps between batches
+// (Projection.NewCache). It is valid only while its Runner is the only
+// writer: it is cleared whenever the Runner (re)loads its checkpoints and
+// after any failed batch, and the compare-and-set on the checkpoint rows
+// (position and updated_at) fails, clearing it, as soon as anyone else has
+// touched them.
+type Cache interface {
+	Clear()
+}
+
+// stateCache is a Cache of one kind of state.
 type stateCache[T any] struct {
 	m     map[uuid.UUID]T
 	limit int
@@ -20,6 +22,15 @@ type stateCache[T any] struct {
 
 func newStateCache[T any](limit int) *stateCache[T] {
 	return &stateCache[T]{m: map[uuid.UUID]T{}, limit: limit}
+}
+
+// cacheOf returns c as the projection's own kind of cache; a Cache made by
+// another projection, or none, gives an empty one that keeps nothing.
+func cacheOf[T any](c Cache) *stateCache[T] {
+	if sc, ok := c.(*stateCache[T]); ok {
+		return sc
+	}
+	return newStateCache[T](0)
 }
 
 func (c *stateCache[T]) get(id uuid.UUID) (T, bool) {
@@ -48,25 +59,19 @@ func (c *stateCache[T]) putAll(m map[uuid.UUID]T) {
 	}
 }
 
-func (c *stateCache[T]) clear() { clear(c.m) }
+// Clear forgets every state.
+func (c *stateCache[T]) Clear() { clear(c.m) }
 
-// caches holds one stateCache per kind of projection.
-type caches struct {
-	balances *stateCache[domain.AccountState]
-	history  *stateCache[streamState]
-	daily    *stateCache[streamState]
-}
-
-func newCaches(limit int) *caches {
-	return &caches{
-		balances: newStateCache[domain.AccountState](limit),
-		history:  newStateCache[streamState](limit),
-		daily:    newStateCache[streamState](limit),
+// split returns the states of ids that cache holds, and the ids it does not.
+func split[T any](cache *stateCache[T], ids []uuid.UUID) (map[uuid.UUID]T, []uuid.UUID) {
+	have := make(map[uuid.UUID]T, len(ids))
+	var missing []uuid.UUID
+	for _, id := range ids {
+		if v, ok := cache.get(id); ok {
+			have[id] = v
+		} else {
+			missing = append(missing, id)
+		}
 	}
-}
-
-func (c *caches) clear() {
-	c.balances.clear()
-	c.history.clear()
-	c.daily.clear()
+	return have, missing
 }

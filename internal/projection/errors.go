@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // ErrCheckpointMoved is returned when a projection's checkpoint is no longer
@@ -29,7 +29,7 @@ type ContiguityError struct {
 	// Have is the stream's version already applied (0: none); Got the version
 	// that arrived, which should have been Have+1.
 	Have, Got int
-	Position  store.Position
+	Position  eventlog.Position
 }
 
 func (e *ContiguityError) Error() string {
@@ -41,7 +41,7 @@ func (e *ContiguityError) Error() string {
 func (e *ContiguityError) Is(target error) bool { return target == ErrInconsistent }
 
 // checkFirst refuses a stream whose first event is not AccountOpened.
-func checkFirst(have int, e store.RecordedEvent) error {
+func checkFirst(have int, e eventlog.RecordedEvent) error {
 	if have != 0 {
 		return nil
 	}
@@ -49,11 +49,11 @@ func checkFirst(have int, e store.RecordedEvent) error {
 		return nil
 	}
 	return fmt.Errorf("%w: stream %s starts with %s (version %d at %s), not %s",
-		ErrInconsistent, e.StreamID, e.EventType, e.Version, store.PositionOf(e), domain.TypeAccountOpened)
+		ErrInconsistent, e.StreamID, e.EventType, e.Version, eventlog.PositionOf(e), domain.TypeAccountOpened)
 }
 
 // isFatal reports errors that retrying cannot cure: the Runner returns them.
 func isFatal(err error) bool {
-	var up *store.UpcastError
-	return errors.Is(err, ErrInconsistent) || errors.Is(err, store.ErrRebuildRequired) || errors.As(err, &up)
+	var up *eventlog.UpcastError
+	return errors.Is(err, ErrInconsistent) || errors.Is(err, eventlog.ErrRebuildRequired) || errors.As(err, &up)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/pgtest"
 	"github.com/evbank/bank/internal/store"
 	"github.com/evbank/bank/internal/testwait"
@@ -135,9 +136,9 @@ VALUES ($1, 'BankAccount', $2, $3, $4, 2, $5, $6)`, stream, version, uuid.New(),
 }
 
 // lastPosition is the last event in the gap-safe order.
-func lastPosition(t *testing.T, pool *pgxpool.Pool) store.Position {
+func lastPosition(t *testing.T, pool *pgxpool.Pool) eventlog.Position {
 	t.Helper()
-	var p store.Position
+	var p eventlog.Position
 	err := pool.QueryRow(context.Background(), `SELECT transaction_id, global_position FROM events ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).
 		Scan(&p.TransactionID, &p.GlobalPosition)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -194,7 +195,7 @@ type versionWatch struct {
 
 func watchVersions(r *Runner) *versionWatch {
 	w := &versionWatch{last: map[uuid.UUID]int{}}
-	r.afterApply = func(events []store.RecordedEvent) {
+	r.afterApply = func(events []eventlog.RecordedEvent) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		for _, e := range events {

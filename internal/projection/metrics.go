@@ -14,6 +14,7 @@ type Metrics struct {
 	lagSeconds    *prometheus.GaugeVec
 	lagPositions  *prometheus.GaugeVec
 	active        prometheus.Gauge
+	batchFailures prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: a private
@@ -23,8 +24,10 @@ type Metrics struct {
 //	projector_batch_size                        events per applied batch
 //	projector_batch_duration_seconds            time to read, fold, write and commit a batch
 //	projector_lag_seconds{projection}           recorded_at of the head minus that of the last event applied
+//	                                            (while batches fail, at least the time since the first failure)
 //	projector_lag_positions{projection}         global positions between the head and the last event applied
 //	projector_active                            1 on the instance that holds the lock and applies, else 0
+//	projector_batch_failures_total              batches that failed (each retry that fails again counts)
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -56,8 +59,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "projector_active",
 			Help: "1 while this instance holds the projector lock and applies events, 0 on a standby.",
 		}),
+		batchFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "projector_batch_failures_total",
+			Help: "Batches that failed to apply; a batch retried and failing again counts each time.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.eventsApplied, m.batchSize, m.batchDuration, m.lagSeconds, m.lagPositions, m.active} {
+	for _, c := range []prometheus.Collector{m.eventsApplied, m.batchSize, m.batchDuration, m.lagSeconds, m.lagPositions, m.active, m.batchFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("projector metrics: %w", err)
 		}
@@ -66,10 +73,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // init makes each projection's series exist from the start, at zero.
-func (m *Metrics) init(ps []*Projection) {
+func (m *Metrics) init(ps []Projection) {
 	for _, p := range ps {
-		m.eventsApplied.WithLabelValues(p.name)
-		m.lagSeconds.WithLabelValues(p.name)
-		m.lagPositions.WithLabelValues(p.name)
+		m.eventsApplied.WithLabelValues(p.Name())
+		m.lagSeconds.WithLabelValues(p.Name())
+		m.lagPositions.WithLabelValues(p.Name())
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
+	"github.com/evbank/bank/internal/readmodel"
 	"github.com/evbank/bank/internal/store"
 )
 
@@ -58,7 +60,7 @@ var ErrRebuildRunning = errors.New("another projector rebuild is running on this
 type RebuildOptions struct {
 	// Projections to rebuild, by name (every projection).
 	Projections []string
-	// UpcastContext upcasts legacy events (default currency USD), as the
+	// UpcastContext upcasts legacy events (default: domain.FallbackCurrency), as the
 	// live projector's Tailer does.
 	UpcastContext domain.UpcastContext
 	// ChunkSize is how many events one read returns, and how many rows one
@@ -104,7 +106,7 @@ type RebuildProgress struct {
 	// Elapsed is the time since this run started.
 	Elapsed time.Duration
 	// Position is the last event folded.
-	Position store.Position
+	Position eventlog.Position
 	// Detail says what the write and index phases are at.
 	Detail string
 	// Resumed reports a run that continued an interrupted rebuild.
@@ -116,7 +118,7 @@ type RebuildResult struct {
 	// Projections rebuilt, sorted.
 	Projections []string
 	// Position is the checkpoint the new tables were swapped in at.
-	Position store.Position
+	Position eventlog.Position
 	// Events is how many events the new tables were folded from; Folded how
 	// many of them this run read (fewer after a resume).
 	Events, Folded int64
@@ -131,21 +133,17 @@ type RebuildResult struct {
 
 func (o *RebuildOptions) defaults() error {
 	if len(o.Projections) == 0 {
-		o.Projections = []string{AccountBalancesName, TransactionHistoryName, DailySummariesName}
+		o.Projections = Names()
 	}
 	names := slices.Clone(o.Projections)
 	slices.Sort(names)
 	names = slices.Compact(names)
-	for _, n := range names {
-		switch n {
-		case AccountBalancesName, TransactionHistoryName, DailySummariesName:
-		default:
-			return fmt.Errorf("rebuild: unknown projection %q (want %s, %s or %s)", n, AccountBalancesName, TransactionHistoryName, DailySummariesName)
-		}
+	if _, err := ByName(names); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
 	o.Projections = names
 	if o.UpcastContext.DefaultCurrency.IsZero() {
-		o.UpcastContext.DefaultCurrency = domain.MustCurrency("USD")
+		o.UpcastContext.DefaultCurrency = domain.FallbackCurrency
 	}
 	setDefault(&o.ChunkSize, 10_000)
 	setDefault(&o.SaveEvery, 5*time.Minute)
@@ -162,12 +160,11 @@ func (o *RebuildOptions) defaults() error {
 // rebuilder is one run of Rebuild.
 type rebuilder struct {
 	events, read *pgxpool.Pool
-	tailer       *store.Tailer
+	tailer       eventlog.Tailer
 	opts         RebuildOptions
 	log          zerolog.Logger
-	named        map[string]bool
-	shadows      []*Projection // the named projections, writing their shadow tables
-	cache        *caches       // of the shadow tables, for the catch-up
+	projections  []Projection     // the named ones, sorted by name
+	caches       map[string]Cache // of the shadow tables, for the catch-up
 
 	start        time.Time
 	total        int64 // events in the store at start
@@ -185,11 +182,12 @@ type rebuilder struct {
 // half-built one, and the live projector, whose next checkpoint
 // compare-and-set fails, reloads and continues from the new checkpoint.
 //
-// It folds the store in memory (every account's state, and every account's
-// days for daily_summaries), reading it in chunks of ChunkSize events, each
-// read a statement of its own; it copies each chunk's transaction_history rows
-// with COPY, in a transaction with the progress row, and the other tables'
-// rows when the load is done; then it builds the indexes (CREATE INDEX
+// It folds the store in memory with each projection's BulkFold (the same
+// rules its live Batch applies), reading it in chunks of ChunkSize events,
+// each read a statement of its own; it copies each chunk's streamed rows
+// (append-only tables such as transaction_history) with COPY, in a
+// transaction with the progress row, and the rows the folds hold (such as
+// account_balances and daily_summaries) when the load is done; then it builds the indexes (CREATE INDEX
 // CONCURRENTLY, which holds no transaction id, so no tailing reader waits for
 // it), applies what was appended meanwhile and swaps. The swap transaction
 // locks the checkpoint rows (waiting for a live batch in flight), applies the
@@ -199,20 +197,20 @@ type rebuilder struct {
 // error matching ErrRebuildInterrupted; a later Rebuild of the same
 // projections resumes where it stopped, and one of other projections starts
 // over. Errors: ErrRebuildRunning; ErrRebuildInterrupted; those of Tailer.Read
-// and of the fold (ErrInconsistent, *store.UpcastError,
-// store.ErrRebuildRequired); database errors.
+// and of the fold (ErrInconsistent, *eventlog.UpcastError,
+// eventlog.ErrRebuildRequired); database errors.
 func Rebuild(ctx context.Context, events, read *pgxpool.Pool, opts RebuildOptions) (*RebuildResult, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
 	rb := &rebuilder{
 		events: events, read: read, tailer: store.NewTailer(events, opts.UpcastContext),
-		opts: opts, log: opts.Log, named: map[string]bool{}, cache: newCaches(100_000),
+		opts: opts, log: opts.Log, caches: map[string]Cache{},
 		start: time.Now(), phases: map[string]time.Duration{},
 	}
-	for _, n := range opts.Projections {
-		rb.named[n] = true
-		rb.shadows = append(rb.shadows, shadowProjection(n))
+	rb.projections, _ = ByName(opts.Projections) // checked by defaults
+	for _, p := range rb.projections {
+		rb.caches[p.Name()] = p.NewCache(100_000)
 	}
 
 	// Work started goes on for StopTimeout after ctx ends: the chunk in
@@ -308,7 +306,7 @@ func (rb *rebuilder) enter(phase string) {
 }
 
 // report passes the progress to the Progress callback.
-func (rb *rebuilder) report(phase string, pos store.Position, done int64, detail string) {
+func (rb *rebuilder) report(phase string, pos eventlog.Position, done int64, detail string) {
 	if phase != rb.phase {
 		rb.enter(phase)
 	}
@@ -327,7 +325,7 @@ func (rb *rebuilder) report(phase string, pos store.Position, done int64, detail
 }
 
 // interrupted is the error for a rebuild stopped at pos.
-func (rb *rebuilder) interrupted(phase string, pos store.Position, done int64) error {
+func (rb *rebuilder) interrupted(phase string, pos eventlog.Position, done int64) error {
 	rb.log.Warn().Str("phase", phase).Stringer("position", pos).Int64("events_done", done).Int64("events_total", rb.total).
 		Msg("rebuild interrupted; progress kept, run it again to resume")
 	return fmt.Errorf("%w (in the %s phase, at %s, %d of %d events)", ErrRebuildInterrupted, phase, pos, done, rb.total)
@@ -335,7 +333,7 @@ func (rb *rebuilder) interrupted(phase string, pos store.Position, done int64) e
 
 // catchUpAndSwap applies the events appended since the shadow tables were
 // complete, then swaps, catching up again whenever a swap attempt backs off.
-func (rb *rebuilder) catchUpAndSwap(ctx, wctx context.Context, pos store.Position, done int64) (store.Position, int64, error) {
+func (rb *rebuilder) catchUpAndSwap(ctx, wctx context.Context, pos eventlog.Position, done int64) (eventlog.Position, int64, error) {
 	for attempt := 1; ; attempt++ {
 		var err error
 		if pos, done, err = rb.catchUp(ctx, wctx, pos, done); err != nil {
@@ -377,15 +375,15 @@ func retrySwap(err error) bool {
 // catchUp applies batches to the (complete, indexed) shadow tables until a
 // read returns less than a chunk, each batch in a transaction with the
 // progress row.
-func (rb *rebuilder) catchUp(ctx, wctx context.Context, pos store.Position, done int64) (store.Position, int64, error) {
+func (rb *rebuilder) catchUp(ctx, wctx context.Context, pos eventlog.Position, done int64) (eventlog.Position, int64, error) {
 	for {
 		tb, err := rb.tailer.Read(wctx, pos, rb.opts.ChunkSize)
 		if err != nil {
 			return pos, done, fmt.Errorf("rebuild: %w", err)
 		}
 		if n := len(tb.Events); n > 0 {
-			last := store.PositionOf(tb.Events[n-1])
-			var works []work
+			last := eventlog.PositionOf(tb.Events[n-1])
+			var works []Batch
 			err := pgx.BeginFunc(wctx, rb.read, func(tx pgx.Tx) error {
 				var err error
 				if works, err = rb.applyShadows(wctx, tx, tb.Events); err != nil {
@@ -396,11 +394,11 @@ func (rb *rebuilder) catchUp(ctx, wctx context.Context, pos store.Position, done
 				return err
 			})
 			if err != nil {
-				rb.cache.clear()
+				rb.clearCaches()
 				return pos, done, fmt.Errorf("rebuild: catch up after %s: %w", pos, err)
 			}
 			for _, w := range works {
-				w.committed()
+				w.Committed()
 			}
 			pos, done = last, done+int64(n)
 			rb.folded += int64(n)
@@ -418,15 +416,15 @@ func (rb *rebuilder) catchUp(ctx, wctx context.Context, pos store.Position, done
 // applyShadows writes events to the named shadow tables in tx, the way the
 // Runner writes a batch to the live ones. The works' committed must be called
 // once tx commits.
-func (rb *rebuilder) applyShadows(ctx context.Context, tx pgx.Tx, events []store.RecordedEvent) ([]work, error) {
+func (rb *rebuilder) applyShadows(ctx context.Context, tx pgx.Tx, events []eventlog.RecordedEvent) ([]Batch, error) {
 	if err := checkBatch(events); err != nil {
 		return nil, err
 	}
-	works := make([]work, len(rb.shadows))
+	works := make([]Batch, len(rb.projections))
 	b := &pgx.Batch{}
-	for i, p := range rb.shadows {
-		works[i] = p.newWork(events, rb.cache)
-		works[i].queueLoad(b)
+	for i, p := range rb.projections {
+		works[i] = p.Batch(events, Shadow, rb.caches[p.Name()])
+		works[i].QueueLoad(b)
 	}
 	if b.Len() > 0 {
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -435,10 +433,10 @@ func (rb *rebuilder) applyShadows(ctx context.Context, tx pgx.Tx, events []store
 	}
 	b = &pgx.Batch{}
 	for _, w := range works {
-		if err := w.fold(); err != nil {
+		if err := w.Fold(); err != nil {
 			return nil, err
 		}
-		w.queueWrite(b)
+		w.QueueWrite(b)
 	}
 	if b.Len() > 0 {
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -454,17 +452,21 @@ func (rb *rebuilder) applyShadows(ctx context.Context, tx pgx.Tx, events []store
 // live tables, rename, set the checkpoints (and their updated_at, so that the
 // live Runner's compare-and-set fails and it reloads) and delete the progress
 // row. It returns the new checkpoint and how many events it applied.
-func (rb *rebuilder) swap(ctx context.Context, pos store.Position) (store.Position, int, error) {
+func (rb *rebuilder) swap(ctx context.Context, pos eventlog.Position) (eventlog.Position, int, error) {
 	names := rb.opts.Projections
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = quoteLiteral(n)
+	}
 	// What the renames need is read first, outside the locks.
 	var (
 		ddl    []string
-		tables = make([]string, len(names))
-		quoted = make([]string, len(names))
+		tables []string
 	)
-	for i, n := range names {
-		tables[i], quoted[i] = ident(n), quoteLiteral(n)
-		shadow, old := n+ShadowSuffix, n+ShadowSuffix+"_old"
+	for _, t := range rb.tables() {
+		n := t.Name
+		tables = append(tables, ident(n))
+		shadow, old := Shadow(t), n+ShadowSuffix+"_old"
 		grants, err := grantsOf(ctx, rb.read, n, shadow)
 		if err != nil {
 			return pos, 0, err
@@ -491,11 +493,11 @@ func (rb *rebuilder) swap(ctx context.Context, pos store.Position) (store.Positi
 	if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, rb.opts.LockTimeout.Milliseconds())); err != nil {
 		return pos, 0, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+CheckpointTable+` (projection, transaction_id, global_position)
+	if _, err := tx.Exec(ctx, `INSERT INTO `+readmodel.CheckpointTable+` (projection, transaction_id, global_position)
 SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, names); err != nil {
 		return pos, 0, err
 	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM `+CheckpointTable+` WHERE projection = ANY($1) ORDER BY projection FOR UPDATE`, names); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM `+readmodel.CheckpointTable+` WHERE projection = ANY($1) ORDER BY projection FOR UPDATE`, names); err != nil {
 		return pos, 0, err
 	}
 	// No live batch can commit now: apply what is left.
@@ -508,10 +510,10 @@ SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, na
 	}
 	if len(tb.Events) > 0 {
 		if _, err := rb.applyShadows(ctx, tx, tb.Events); err != nil {
-			rb.cache.clear()
+			rb.clearCaches()
 			return pos, 0, err
 		}
-		pos = store.PositionOf(tb.Events[len(tb.Events)-1])
+		pos = eventlog.PositionOf(tb.Events[len(tb.Events)-1])
 	}
 
 	// One round trip (no parameters: the simple protocol, several statements)
@@ -519,15 +521,15 @@ SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, na
 	ddl = append([]string{`LOCK TABLE ` + strings.Join(tables, ", ") + ` IN ACCESS EXCLUSIVE MODE`}, ddl...)
 	ddl = append(ddl,
 		fmt.Sprintf(`UPDATE %s SET transaction_id = '%d'::xid8, global_position = %d, updated_at = clock_timestamp() WHERE projection IN (%s)`,
-			CheckpointTable, pos.TransactionID, pos.GlobalPosition, strings.Join(quoted, ", ")),
+			readmodel.CheckpointTable, pos.TransactionID, pos.GlobalPosition, strings.Join(quoted, ", ")),
 		`DELETE FROM `+RebuildTable)
 	locked := time.Now()
 	if _, err := tx.Exec(ctx, strings.Join(ddl, ";\n")); err != nil {
-		rb.cache.clear()
+		rb.clearCaches()
 		return pos, 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		rb.cache.clear()
+		rb.clearCaches()
 		return pos, 0, fmt.Errorf("commit swap: %w", err)
 	}
 	rb.phases["locked"] = time.Since(locked)
@@ -535,19 +537,20 @@ SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, na
 	return pos, len(tb.Events), nil
 }
 
-// shadowProjection is the projection name writing its shadow table.
-func shadowProjection(name string) *Projection {
-	switch name {
-	case AccountBalancesName:
-		return accountBalancesInto(name + ShadowSuffix)
-	case TransactionHistoryName:
-		return transactionHistoryInto(name + ShadowSuffix)
-	default:
-		return dailySummariesInto(name + ShadowSuffix)
+// tables are the live tables of the projections rebuilt.
+func (rb *rebuilder) tables() []readmodel.Table {
+	var ts []readmodel.Table
+	for _, p := range rb.projections {
+		ts = append(ts, p.Tables()...)
 	}
+	return ts
 }
 
-func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+func (rb *rebuilder) clearCaches() {
+	for _, c := range rb.caches {
+		c.Clear()
+	}
+}
 
 // quoteLiteral quotes s as an SQL string literal.
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -44,6 +44,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/pgtest"
+	"github.com/evbank/bank/internal/readmodel"
 	"github.com/evbank/bank/internal/store"
 )
 
@@ -107,12 +108,12 @@ func BenchmarkRebuild(b *testing.B) {
 				return
 			}
 			// COPY of the same rows, timed alone: the rows are read back first.
-			var rows []Transaction
-			r, err := read.Query(ctx, `SELECT event_id, account_id, type, amount_minor, currency, description, balance_after_minor, version, occurred_at FROM transaction_history`)
+			var rows []readmodel.Transaction
+			r, err := read.Query(ctx, `SELECT `+readmodel.TransactionHistory.ColumnList()+` FROM transaction_history`)
 			if err != nil {
 				b.Fatal(err)
 			}
-			var t Transaction
+			var t readmodel.Transaction
 			if _, err := pgx.ForEachRow(r, []any{&t.EventID, &t.AccountID, &t.Type, &t.AmountMinor, &t.Currency, &t.Description, &t.BalanceAfterMinor, &t.Version, &t.OccurredAt}, func() error {
 				rows = append(rows, t)
 				return nil
@@ -124,8 +125,9 @@ func BenchmarkRebuild(b *testing.B) {
 					b.Fatal(err)
 				}
 				start := time.Now()
-				src := &rowSource{to: len(rows), vals: make([]any, len(historyColumns)), fill: fillHistory(rows)}
-				if _, err := read.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, historyColumns, src); err != nil {
+				hr := historyRows(rows)
+				src := &rowSource{to: hr.N, vals: make([]any, len(hr.Table.Columns)), fill: hr.Fill}
+				if _, err := read.CopyFrom(ctx, pgx.Identifier{"bench_copy"}, hr.Table.Columns, src); err != nil {
 					b.Fatal(err)
 				}
 				if indexAfter {

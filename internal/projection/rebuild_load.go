@@ -5,153 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 )
-
-// Columns of the read tables, in the order the rebuild copies them.
-var (
-	balanceColumns = []string{"account_id", "owner_id", "currency", "balance_minor", "status", "version", "opened_at", "updated_at", "closed_at"}
-	historyColumns = []string{"event_id", "account_id", "type", "amount_minor", "currency", "description", "balance_after_minor", "version", "occurred_at"}
-	dailyColumns   = []string{"account_id", "day", "currency", "deposits_count", "deposits_total_minor", "withdrawals_count", "withdrawals_total_minor", "closing_balance_minor", "last_version"}
-)
-
-// rebuildFold is the load phase's fold: every account's state (what
-// account_balances holds, and what the other two fold onto), every account's
-// days when daily_summaries is rebuilt, and the current chunk's
-// transaction_history rows. It folds with domain.Account.Apply, as Fold does.
-type rebuildFold struct {
-	accounts map[uuid.UUID]*domain.Account
-	days     map[dayKey]*dayAgg // nil unless daily_summaries is rebuilt
-	history  bool               // collect transaction_history rows
-	rows     []Transaction      // the chunk's transaction_history rows
-}
-
-// dayKey and dayAgg are a daily_summaries row, kept small: the fold holds
-// one per account and day.
-type dayKey struct {
-	id  uuid.UUID
-	day int32 // days since 1970-01-01 (UTC)
-}
-
-type dayAgg struct {
-	currency                                 string
-	deposits, withdrawals, lastVersion       int32
-	depositsTotal, withdrawalsTotal, closing int64
-}
-
-func unixDay(t time.Time) int32 { return int32(UTCDay(t).Unix() / 86400) }
-
-func dayTime(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
-
-func newRebuildFold(history, daily bool) *rebuildFold {
-	f := &rebuildFold{accounts: map[uuid.UUID]*domain.Account{}, history: history}
-	if daily {
-		f.days = map[dayKey]*dayAgg{}
-	}
-	return f
-}
-
-// apply folds e; emit says whether its transaction_history row is wanted
-// (not when the shadow table holds it already). Errors: as Fold.Apply's.
-func (f *rebuildFold) apply(e store.RecordedEvent, emit bool) error {
-	a := f.accounts[e.StreamID]
-	have := 0
-	if a != nil {
-		have = a.Version()
-	}
-	if e.Version != have+1 {
-		return &ContiguityError{Projection: "rebuild", StreamID: e.StreamID, Have: have, Got: e.Version, Position: store.PositionOf(e)}
-	}
-	if err := checkFirst(have, e); err != nil {
-		return err
-	}
-	if a == nil {
-		a = domain.NewAccount(e.StreamID)
-		f.accounts[e.StreamID] = a
-	}
-	a.Apply(e.Event, e.RecordedAt)
-	typ, amount, cur, desc, ok := money(e.Event)
-	if !ok {
-		return nil
-	}
-	if f.history && emit {
-		f.rows = append(f.rows, Transaction{
-			EventID: e.EventID, AccountID: e.StreamID, Type: typ, AmountMinor: amount, Currency: cur,
-			Description: desc, BalanceAfterMinor: a.Balance(), Version: e.Version, OccurredAt: e.RecordedAt,
-		})
-	}
-	if f.days != nil {
-		k := dayKey{id: e.StreamID, day: unixDay(e.RecordedAt)}
-		d := f.days[k]
-		if d == nil {
-			d = &dayAgg{}
-			f.days[k] = d
-		}
-		d.currency = cur
-		if typ == TypeDeposit {
-			d.deposits++
-			d.depositsTotal += amount
-		} else {
-			d.withdrawals++
-			d.withdrawalsTotal += amount
-		}
-		d.closing, d.lastVersion = a.Balance(), int32(e.Version)
-	}
-	return nil
-}
-
-// loadState reads the state a save wrote back into the fold.
-func (f *rebuildFold) loadState(ctx context.Context, q queryer) error {
-	rows, err := q.Query(ctx, `SELECT account_id, owner_id, currency, balance_minor, status, version, opened_at, updated_at, closed_at
-FROM `+ident(AccountBalancesName+ShadowSuffix))
-	if err != nil {
-		return err
-	}
-	var (
-		st       domain.AccountState
-		closedAt *time.Time
-	)
-	_, err = pgx.ForEachRow(rows, []any{&st.ID, &st.OwnerID, &st.Currency, &st.BalanceMinor, &st.Status, &st.Version, &st.OpenedAt, &st.UpdatedAt, &closedAt}, func() error {
-		s := st
-		if closedAt != nil {
-			s.ClosedAt = *closedAt
-		}
-		a, err := domain.AccountFromState(s)
-		if err != nil {
-			return fmt.Errorf("saved state of account %s: %w", s.ID, err)
-		}
-		f.accounts[s.ID] = a
-		return nil
-	})
-	if err != nil || f.days == nil {
-		return err
-	}
-	rows, err = q.Query(ctx, `SELECT account_id, day, currency, deposits_count, deposits_total_minor, withdrawals_count,
-       withdrawals_total_minor, closing_balance_minor, last_version FROM `+ident(DailySummariesName+ShadowSuffix))
-	if err != nil {
-		return err
-	}
-	var (
-		k   dayKey
-		day time.Time
-		d   dayAgg
-	)
-	_, err = pgx.ForEachRow(rows, []any{&k.id, &day, &d.currency, &d.deposits, &d.depositsTotal, &d.withdrawals, &d.withdrawalsTotal, &d.closing, &d.lastVersion}, func() error {
-		k.day = unixDay(day)
-		v := d
-		f.days[k] = &v
-		return nil
-	})
-	return err
-}
 
 // rowSource is a pgx.CopyFromSource of the rows from..to-1 that fill makes.
 // Fills give uuids as [16]byte: pgx encodes a uuid.UUID through its
@@ -175,43 +36,35 @@ func (s *rowSource) Next() bool {
 func (s *rowSource) Values() ([]any, error) { return s.vals, nil }
 func (s *rowSource) Err() error             { return nil }
 
-func fillHistory(rows []Transaction) func(int, []any) {
-	return func(i int, v []any) {
-		r := &rows[i]
-		v[0], v[1], v[2], v[3], v[4] = [16]byte(r.EventID), [16]byte(r.AccountID), r.Type, r.AmountMinor, r.Currency
-		v[5], v[6], v[7], v[8] = r.Description, r.BalanceAfterMinor, int32(r.Version), r.OccurredAt
-	}
-}
-
 // readResult is one read of the load phase's reader.
 type readResult struct {
-	tb  store.TailBatch
+	tb  eventlog.TailBatch
 	err error
 }
 
 // load is the load phase, then the write and index phases: it folds the
-// event store from row's saved state (or the start), copying each chunk's
-// transaction_history rows with the progress row, until a read returns less
-// than a chunk; then it writes the folded account_balances and
-// daily_summaries, builds the indexes and marks the shadow tables ready.
-// On return without error row holds the position they are complete at.
+// event store with each projection's BulkFold from row's saved state (or the
+// start), copying each chunk's streamed rows with the progress row, until a
+// read returns less than a chunk; then it saves what the folds hold (their
+// tables' rows), builds the indexes and marks the shadow tables ready. On
+// return without error row holds the position they are complete at.
 func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
-	f := newRebuildFold(rb.named[TransactionHistoryName], rb.named[DailySummariesName])
+	folds := rb.newFolds()
 	var (
-		from  store.Position
+		from  eventlog.Position
 		done  int64
-		saved *store.Position // where the state in the shadow tables is from
+		saved *eventlog.Position // where the state in the shadow tables is from
 	)
 	if row.statePos != nil {
-		if err := f.loadState(wctx, rb.read); err != nil {
+		if err := rb.restore(wctx, folds); err != nil {
 			rb.log.Warn().Err(err).Msg("rebuild: the saved fold state cannot be read back; folding from the start again")
-			f = newRebuildFold(f.history, f.days != nil)
+			folds = rb.newFolds()
 		} else {
 			from, done, saved = *row.statePos, row.stateDone, row.statePos
-			rb.log.Info().Stringer("position", from).Int("accounts", len(f.accounts)).Msg("rebuild: fold state read back")
+			rb.log.Info().Stringer("position", from).Int("accounts", foldSize(folds)).Msg("rebuild: fold state read back")
 		}
 	}
-	// The shadow transaction_history holds the rows up to here already.
+	// The shadow tables hold the streamed rows up to here already.
 	copied := row.pos
 	pos := from
 	rb.report(PhaseLoad, pos, done, "")
@@ -238,28 +91,35 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 	defer w.stop()
 
 	lastSave := time.Now()
+	guard := streamGuard{versions: map[uuid.UUID]*int{}, resumed: saved != nil}
 	for r := range results {
 		if r.err != nil {
 			return fmt.Errorf("rebuild: %w", r.err)
 		}
 		if n := len(r.tb.Events); n > 0 {
-			if f.rows == nil {
-				f.rows = w.buffer()
-			}
-			f.rows = f.rows[:0]
 			for _, e := range r.tb.Events {
-				if err := f.apply(e, copied.Less(store.PositionOf(e))); err != nil {
+				if err := guard.check(e); err != nil {
 					return fmt.Errorf("rebuild: %w", err)
 				}
+				emit := copied.Less(eventlog.PositionOf(e))
+				for _, f := range folds {
+					if err := f.Apply(e, emit); err != nil {
+						return fmt.Errorf("rebuild: %w", err)
+					}
+				}
 			}
-			last := store.PositionOf(r.tb.Events[n-1])
+			last := eventlog.PositionOf(r.tb.Events[n-1])
 			done += int64(n)
 			rb.folded += int64(n)
+			var streamed []Rows
+			for _, f := range folds {
+				streamed = append(streamed, f.Stream()...)
+			}
 			if copied.Less(last) {
-				if err := w.write(f.rows, last, done); err != nil {
+				if err := w.write(streamed, last, done); err != nil {
 					return err
 				}
-				f.rows, copied = nil, last
+				copied = last
 			}
 			pos = last
 			if rb.opts.afterChunk != nil {
@@ -272,7 +132,7 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 			if err := w.flush(); err != nil {
 				return err
 			}
-			if err := rb.saveState(wctx, f, PhaseLoad, pos, done); err != nil {
+			if err := rb.saveState(wctx, folds, PhaseLoad, pos, done); err != nil {
 				rb.log.Error().Err(err).Msg("rebuild: saving the fold state failed; a resume will fold from the start again")
 			}
 			return rb.interrupted(PhaseLoad, pos, done)
@@ -281,7 +141,7 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 			if err := w.flush(); err != nil {
 				return err
 			}
-			if err := rb.saveState(wctx, f, PhaseLoad, pos, done); err != nil {
+			if err := rb.saveState(wctx, folds, PhaseLoad, pos, done); err != nil {
 				return err
 			}
 			at := pos
@@ -291,19 +151,18 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 	if err := w.flush(); err != nil {
 		return err
 	}
-	f.rows = nil
-	rb.log.Info().Stringer("position", pos).Int64("events", done).Int("accounts", len(f.accounts)).Int("days", len(f.days)).
+	rb.log.Info().Stringer("position", pos).Int64("events", done).Int("accounts", foldSize(folds)).
 		Dur("elapsed", time.Since(rb.start)).Msg("rebuild: event store folded")
 
 	// What the load folded is written as a save is (unless it is saved already).
 	if saved == nil || *saved != pos {
-		if err := rb.saveState(wctx, f, PhaseWrite, pos, done); err != nil {
+		if err := rb.saveState(wctx, folds, PhaseWrite, pos, done); err != nil {
 			return err
 		}
 	}
-	for _, n := range rb.opts.Projections {
-		shadow := n + ShadowSuffix
-		if err := rb.buildIndexes(wctx, n, func(index string) { rb.report(PhaseIndex, pos, done, "index "+index) }); err != nil {
+	for _, t := range rb.tables() {
+		shadow := Shadow(t)
+		if err := rb.buildIndexes(wctx, t.Name, func(index string) { rb.report(PhaseIndex, pos, done, "index "+index) }); err != nil {
 			return err
 		}
 		rb.report(PhaseIndex, pos, done, "analyze "+shadow)
@@ -316,23 +175,75 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 			return rb.interrupted(PhaseIndex, pos, done)
 		}
 	}
-	ready := []string{fmt.Sprintf(`UPDATE %s SET phase = '%s', transaction_id = '%d'::xid8, global_position = %d, events_done = %d,
+	if _, err := rb.read.Exec(wctx, fmt.Sprintf(`UPDATE %s SET phase = '%s', transaction_id = '%d'::xid8, global_position = %d, events_done = %d,
     state_transaction_id = NULL, state_global_position = NULL, state_events_done = NULL, updated_at = now()`,
-		RebuildTable, rebuildReady, pos.TransactionID, pos.GlobalPosition, done)}
-	if !rb.named[AccountBalancesName] {
-		ready = append(ready, `DROP TABLE `+ident(AccountBalancesName+ShadowSuffix))
-	}
-	if _, err := rb.read.Exec(wctx, strings.Join(ready, ";\n")); err != nil {
+		RebuildTable, rebuildReady, pos.TransactionID, pos.GlobalPosition, done)); err != nil {
 		return fmt.Errorf("rebuild: mark the shadow tables ready: %w", err)
 	}
 	row.phase, row.pos, row.done = rebuildReady, pos, done
 	return nil
 }
 
+// streamGuard checks, whichever projections are rebuilt, that each stream's
+// versions arrive contiguous from 1, starting with AccountOpened: a rebuild
+// must not fold a store that the live projector would refuse. After a resume
+// it knows the streams from the first event it reads of each.
+type streamGuard struct {
+	versions map[uuid.UUID]*int // pointers: one lookup per event
+	resumed  bool
+}
+
+func (g streamGuard) check(e eventlog.RecordedEvent) error {
+	v := g.versions[e.StreamID]
+	if v == nil {
+		v = new(int)
+		g.versions[e.StreamID] = v
+		if g.resumed {
+			*v = e.Version - 1 // its earlier events were folded before the resume
+		}
+	}
+	if e.Version != *v+1 {
+		return &ContiguityError{Projection: "rebuild", StreamID: e.StreamID, Have: *v, Got: e.Version, Position: eventlog.PositionOf(e)}
+	}
+	if err := checkFirst(*v, e); err != nil {
+		return err
+	}
+	*v = e.Version
+	return nil
+}
+
+// newFolds returns an empty BulkFold of each projection rebuilt.
+func (rb *rebuilder) newFolds() []BulkFold {
+	folds := make([]BulkFold, len(rb.projections))
+	for i, p := range rb.projections {
+		folds[i] = p.Bulk()
+	}
+	return folds
+}
+
+// restore reads the saved state back into folds.
+func (rb *rebuilder) restore(ctx context.Context, folds []BulkFold) error {
+	for _, f := range folds {
+		if err := f.Restore(ctx, rb.read, Shadow); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// foldSize is the most accounts (or rows) one of folds holds, for the log.
+func foldSize(folds []BulkFold) int {
+	n := 0
+	for _, f := range folds {
+		n = max(n, f.Size())
+	}
+	return n
+}
+
 // readChunks sends the chunks after `after` to results, in order, until a
 // read returns less than a chunk: first the full chunks, several read at once
 // (readFull), then the rest (readTail). done counts the events up to after.
-func (rb *rebuilder) readChunks(ctx context.Context, after store.Position, done int64, results chan<- readResult) {
+func (rb *rebuilder) readChunks(ctx context.Context, after eventlog.Position, done int64, results chan<- readResult) {
 	readers := min(4, runtime.GOMAXPROCS(0))
 	for ok := true; ok; {
 		if readers > 1 {
@@ -360,9 +271,9 @@ OFFSET $3 LIMIT 1`
 // Tailer.Read, which must return exactly the chunk, since every event up to
 // its end was final when the end was found. It returns where the full chunks
 // end; ok is false once it has sent an error, or ctx ended.
-func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done int64, readers int, results chan<- readResult) (store.Position, int64, bool) {
+func (rb *rebuilder) readFull(ctx context.Context, after eventlog.Position, done int64, readers int, results chan<- readResult) (eventlog.Position, int64, bool) {
 	type job struct {
-		after, end store.Position
+		after, end eventlog.Position
 		out        chan readResult
 	}
 	jobs := make(chan job)
@@ -377,7 +288,7 @@ func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done in
 			defer wg.Done()
 			for j := range jobs {
 				tb, err := rb.tailer.Read(ctx, j.after, rb.opts.ChunkSize)
-				if n := len(tb.Events); err == nil && (n != rb.opts.ChunkSize || store.PositionOf(tb.Events[n-1]) != j.end) {
+				if n := len(tb.Events); err == nil && (n != rb.opts.ChunkSize || eventlog.PositionOf(tb.Events[n-1]) != j.end) {
 					err = fmt.Errorf("%w: the chunk after %s should end at %s; a read returned %d events", ErrInconsistent, j.after, j.end, n)
 				}
 				j.out <- readResult{tb, err}
@@ -396,7 +307,7 @@ func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done in
 	more := true
 	for {
 		for more && len(pending) <= readers {
-			var end store.Position
+			var end eventlog.Position
 			err := rb.events.QueryRow(ctx, chunkEndSQL, after.TransactionID, after.GlobalPosition, rb.opts.ChunkSize-1).Scan(&end.TransactionID, &end.GlobalPosition)
 			if errors.Is(err, pgx.ErrNoRows) {
 				more = false
@@ -440,7 +351,7 @@ func (rb *rebuilder) readFull(ctx context.Context, after store.Position, done in
 // at the start are folded (done counts them), so the bulk of the store goes
 // through the load, not through the slower catch-up. The session holding the
 // reader back is logged every 10 s.
-func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done int64, results chan<- readResult) (_ store.Position, _ int64, more bool) {
+func (rb *rebuilder) readTail(ctx context.Context, after eventlog.Position, done int64, results chan<- readResult) (_ eventlog.Position, _ int64, more bool) {
 	poll := 10 * time.Millisecond
 	var heldSince, logged time.Time
 	for {
@@ -478,7 +389,7 @@ func (rb *rebuilder) readTail(ctx context.Context, after store.Position, done in
 			return after, done, false
 		}
 		if n := len(tb.Events); n > 0 {
-			after, done, poll = store.PositionOf(tb.Events[n-1]), done+int64(n), 10*time.Millisecond
+			after, done, poll = eventlog.PositionOf(tb.Events[n-1]), done+int64(n), 10*time.Millisecond
 		}
 		switch {
 		case len(tb.Events) == rb.opts.ChunkSize:
@@ -495,23 +406,21 @@ type chunkWriter struct {
 	rb   *rebuilder
 	ctx  context.Context
 	jobs chan writeJob
-	free chan []Transaction // row slices written, for the next chunks
-	fail chan struct{}      // closed on the first error, err set before
+	fail chan struct{} // closed on the first error, err set before
 	err  error
 	done chan struct{} // closed when the goroutine ends
 }
 
 // writeJob is a chunk to write, or (ack set) a flush.
 type writeJob struct {
-	rows []Transaction
-	last store.Position
+	rows []Rows
+	last eventlog.Position
 	done int64
 	ack  chan struct{}
 }
 
 func (rb *rebuilder) startWriter(ctx context.Context) *chunkWriter {
-	w := &chunkWriter{rb: rb, ctx: ctx, jobs: make(chan writeJob, 1), free: make(chan []Transaction, 3),
-		fail: make(chan struct{}), done: make(chan struct{})}
+	w := &chunkWriter{rb: rb, ctx: ctx, jobs: make(chan writeJob, 1), fail: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -529,31 +438,17 @@ func (w *chunkWriter) run() {
 				close(w.fail)
 			}
 		}
-		select {
-		case w.free <- j.rows[:0]:
-		default:
-		}
 	}
 }
 
 // write queues a chunk's rows, which belong to the writer from then on.
 // Errors: the writer's first.
-func (w *chunkWriter) write(rows []Transaction, last store.Position, done int64) error {
+func (w *chunkWriter) write(rows []Rows, last eventlog.Position, done int64) error {
 	select {
 	case w.jobs <- writeJob{rows: rows, last: last, done: done}:
 		return nil
 	case <-w.fail:
 		return w.err
-	}
-}
-
-// buffer returns a slice for the next chunk's rows (nil: make one).
-func (w *chunkWriter) buffer() []Transaction {
-	select {
-	case b := <-w.free:
-		return b
-	default:
-		return nil
 	}
 }
 
@@ -583,18 +478,18 @@ func (w *chunkWriter) stop() {
 	<-w.done
 }
 
-// writeChunk copies a chunk's transaction_history rows and moves the progress
-// row to last, in one transaction.
-func (rb *rebuilder) writeChunk(ctx context.Context, rows []Transaction, last store.Position, done int64) error {
+// writeChunk copies a chunk's streamed rows into the shadow tables and moves
+// the progress row to last, in one transaction.
+func (rb *rebuilder) writeChunk(ctx context.Context, rows []Rows, last eventlog.Position, done int64) error {
 	err := pgx.BeginFunc(ctx, rb.read, func(tx pgx.Tx) error {
-		if len(rows) > 0 {
-			src := &rowSource{to: len(rows), vals: make([]any, len(historyColumns)), fill: fillHistory(rows)}
-			n, err := tx.CopyFrom(ctx, pgx.Identifier{TransactionHistoryName + ShadowSuffix}, historyColumns, src)
+		for _, r := range rows {
+			src := &rowSource{to: r.N, vals: make([]any, len(r.Table.Columns)), fill: r.Fill}
+			n, err := tx.CopyFrom(ctx, pgx.Identifier{Shadow(r.Table)}, r.Table.Columns, src)
 			if err != nil {
 				return err
 			}
-			if n != int64(len(rows)) {
-				return fmt.Errorf("%d rows copied, expected %d", n, len(rows))
+			if n != int64(r.N) {
+				return fmt.Errorf("%d rows copied into %s, expected %d", n, Shadow(r.Table), r.N)
 			}
 		}
 		_, err := tx.Exec(ctx, `UPDATE `+RebuildTable+` SET transaction_id = $1::xid8, global_position = $2, events_done = $3, updated_at = now()`,
@@ -607,55 +502,26 @@ func (rb *rebuilder) writeChunk(ctx context.Context, rows []Transaction, last st
 	return nil
 }
 
-// saveState writes the fold's accounts into account_balances_rebuild and its
-// days into daily_summaries_rebuild, replacing what they held, then records
-// pos as the saved state's position. Each COPY is a transaction of its own:
-// the state is marked unsaved before the first and saved after the last.
-func (rb *rebuilder) saveState(ctx context.Context, f *rebuildFold, phase string, pos store.Position, done int64) error {
+// saveState writes what the folds hold in memory into their shadow tables,
+// replacing what those held, then records pos as the saved state's position.
+// Each COPY is a transaction of its own: the state is marked unsaved before
+// the first and saved after the last.
+func (rb *rebuilder) saveState(ctx context.Context, folds []BulkFold, phase string, pos eventlog.Position, done int64) error {
 	start := time.Now()
-	tables := ident(AccountBalancesName + ShadowSuffix)
-	if f.days != nil {
-		tables += ", " + ident(DailySummariesName+ShadowSuffix)
-	}
-	if _, err := rb.read.Exec(ctx, `UPDATE `+RebuildTable+` SET state_transaction_id = NULL, state_global_position = NULL, state_events_done = NULL, updated_at = now();
-TRUNCATE `+tables); err != nil {
+	if _, err := rb.read.Exec(ctx, `UPDATE `+RebuildTable+` SET state_transaction_id = NULL, state_global_position = NULL, state_events_done = NULL, updated_at = now()`); err != nil {
 		return fmt.Errorf("rebuild: save: %w", err)
 	}
-
-	ids := make([]uuid.UUID, 0, len(f.accounts))
-	for id := range f.accounts {
-		ids = append(ids, id)
-	}
-	var st domain.AccountState
-	err := rb.copyRows(ctx, AccountBalancesName+ShadowSuffix, balanceColumns, len(ids), func(i int, v []any) {
-		st = f.accounts[ids[i]].State()
-		var closed *time.Time
-		if !st.ClosedAt.IsZero() {
-			closed = &st.ClosedAt
+	replace := func(ctx context.Context, r Rows) error {
+		table := Shadow(r.Table)
+		if _, err := rb.read.Exec(ctx, `TRUNCATE `+ident(table)); err != nil {
+			return fmt.Errorf("rebuild: save: %w", err)
 		}
-		v[0], v[1], v[2], v[3], v[4] = [16]byte(ids[i]), st.OwnerID, st.Currency, st.BalanceMinor, string(st.Status)
-		v[5], v[6], v[7], v[8] = int32(st.Version), st.OpenedAt, st.UpdatedAt, closed
-	}, func(n int) {
-		rb.report(phase, pos, done, fmt.Sprintf("%s %d/%d rows", AccountBalancesName+ShadowSuffix, n, len(ids)))
-	})
-	if err != nil {
-		return err
-	}
-
-	if f.days != nil {
-		keys := make([]dayKey, 0, len(f.days))
-		for k := range f.days {
-			keys = append(keys, k)
-		}
-		err := rb.copyRows(ctx, DailySummariesName+ShadowSuffix, dailyColumns, len(keys), func(i int, v []any) {
-			k := keys[i]
-			d := f.days[k]
-			v[0], v[1], v[2], v[3], v[4] = [16]byte(k.id), dayTime(k.day), d.currency, d.deposits, d.depositsTotal
-			v[5], v[6], v[7], v[8] = d.withdrawals, d.withdrawalsTotal, d.closing, d.lastVersion
-		}, func(n int) {
-			rb.report(phase, pos, done, fmt.Sprintf("%s %d/%d rows", DailySummariesName+ShadowSuffix, n, len(keys)))
+		return rb.copyRows(ctx, table, r.Table.Columns, r.N, r.Fill, func(n int) {
+			rb.report(phase, pos, done, fmt.Sprintf("%s %d/%d rows", table, n, r.N))
 		})
-		if err != nil {
+	}
+	for _, f := range folds {
+		if err := f.Save(ctx, replace); err != nil {
 			return err
 		}
 	}
@@ -663,7 +529,7 @@ TRUNCATE `+tables); err != nil {
 		pos.TransactionID, pos.GlobalPosition, done); err != nil {
 		return fmt.Errorf("rebuild: save: %w", err)
 	}
-	rb.log.Info().Stringer("position", pos).Int("accounts", len(f.accounts)).Int("days", len(f.days)).
+	rb.log.Info().Stringer("position", pos).Int("accounts", foldSize(folds)).
 		Dur("took", time.Since(start)).Msg("rebuild: fold state written")
 	return nil
 }

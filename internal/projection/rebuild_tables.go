@@ -10,7 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
+	"github.com/evbank/bank/internal/readmodel"
 )
 
 // The phases stored in projection_rebuild.phase.
@@ -25,15 +26,15 @@ type rebuildRow struct {
 	phase string
 	// pos and done: read and folded up to here (in the load phase, the shadow
 	// transaction_history holds the rows up to it; when ready, every shadow table).
-	pos  store.Position
+	pos  eventlog.Position
 	done int64
 	// statePos and stateDone: where the fold state was last saved whole (nil: never).
-	statePos  *store.Position
+	statePos  *eventlog.Position
 	stateDone int64
 	startedAt time.Time
 }
 
-func readRebuildRow(ctx context.Context, q queryer) (*rebuildRow, error) {
+func readRebuildRow(ctx context.Context, q Queryer) (*rebuildRow, error) {
 	rows, err := q.Query(ctx, `SELECT projections, phase, transaction_id, global_position, events_done,
        state_transaction_id, state_global_position, coalesce(state_events_done, 0), started_at
 FROM `+RebuildTable)
@@ -49,7 +50,7 @@ FROM `+RebuildTable)
 		err := row.Scan(&r.names, &r.phase, &r.pos.TransactionID, &r.pos.GlobalPosition, &r.done,
 			&stateTx, &statePo, &r.stateDone, &r.startedAt)
 		if stateTx != nil && statePo != nil {
-			r.statePos = &store.Position{TransactionID: *stateTx, GlobalPosition: *statePo}
+			r.statePos = &eventlog.Position{TransactionID: *stateTx, GlobalPosition: *statePo}
 		}
 		return &r, err
 	})
@@ -62,21 +63,15 @@ FROM `+RebuildTable)
 	return r, nil
 }
 
-// shadowTables are the shadow tables a phase needs: the named projections',
-// and in the load phase account_balances_rebuild, which holds the saved fold
-// state whether or not account_balances is rebuilt.
-func (rb *rebuilder) shadowTables(phase string) []string {
-	names := slices.Clone(rb.opts.Projections)
-	if phase == rebuildLoad && !rb.named[AccountBalancesName] {
-		names = append(names, AccountBalancesName)
-		slices.Sort(names)
-	}
-	return names
-}
-
 // prepare finds the rebuild to resume, or starts a new one, and returns its row.
 func (rb *rebuilder) prepare(ctx context.Context) (*rebuildRow, error) {
-	for _, n := range []string{AccountBalancesName, TransactionHistoryName, DailySummariesName, CheckpointTable, RebuildTable} {
+	names := []string{readmodel.CheckpointTable, RebuildTable}
+	for _, p := range All() {
+		for _, t := range p.Tables() {
+			names = append(names, t.Name)
+		}
+	}
+	for _, n := range names {
 		var ok bool
 		if err := rb.read.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, n).Scan(&ok); err != nil {
 			return nil, fmt.Errorf("rebuild: %w", err)
@@ -112,23 +107,23 @@ func (rb *rebuilder) unresumable(ctx context.Context, row *rebuildRow) (string, 
 	if row.phase != rebuildLoad && row.phase != rebuildReady {
 		return fmt.Sprintf("unknown phase %q", row.phase), nil
 	}
-	for _, n := range rb.shadowTables(row.phase) {
-		live, _, err := columnsOf(ctx, rb.read, n)
+	for _, t := range rb.tables() {
+		live, _, err := columnsOf(ctx, rb.read, t.Name)
 		if err != nil {
 			return "", err
 		}
-		shadow, ok, err := columnsOf(ctx, rb.read, n+ShadowSuffix)
+		shadow, ok, err := columnsOf(ctx, rb.read, Shadow(t))
 		switch {
 		case err != nil:
 			return "", err
 		case !ok:
-			return "table " + n + ShadowSuffix + " is missing", nil
+			return "table " + Shadow(t) + " is missing", nil
 		case live != shadow:
-			return fmt.Sprintf("the columns of %s (%s) are not those of %s (%s)", n+ShadowSuffix, shadow, n, live), nil
+			return fmt.Sprintf("the columns of %s (%s) are not those of %s (%s)", Shadow(t), shadow, t.Name, live), nil
 		}
 	}
 	// Positions that name no event (a store restored, say) cannot be resumed from.
-	for _, p := range []*store.Position{&row.pos, row.statePos} {
+	for _, p := range []*eventlog.Position{&row.pos, row.statePos} {
 		if p == nil || p.IsZero() {
 			continue
 		}
@@ -146,12 +141,21 @@ func (rb *rebuilder) unresumable(ctx context.Context, row *rebuildRow) (string, 
 // startOver drops any shadow table and progress row, creates empty shadow
 // tables and a new progress row, in one transaction.
 func (rb *rebuilder) startOver(ctx context.Context) (*rebuildRow, error) {
-	tables := rb.shadowTables(rebuildLoad)
+	// Every projection's shadow goes, not only the named ones': a rebuild of
+	// other names left them.
+	var shadows []string
+	for _, p := range All() {
+		for _, t := range p.Tables() {
+			shadows = append(shadows, ident(Shadow(t)))
+		}
+	}
 	stmts := []string{
 		`DELETE FROM ` + RebuildTable,
-		`DROP TABLE IF EXISTS ` + ident(AccountBalancesName+ShadowSuffix) + `, ` + ident(TransactionHistoryName+ShadowSuffix) + `, ` + ident(DailySummariesName+ShadowSuffix),
+		`DROP TABLE IF EXISTS ` + strings.Join(shadows, ", "),
 	}
-	for _, n := range tables {
+	tables := rb.tables()
+	for _, t := range tables {
+		n := t.Name
 		var opts []string
 		if err := rb.read.QueryRow(ctx, `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = to_regclass($1)`, n).Scan(&opts); err != nil {
 			return nil, fmt.Errorf("rebuild: storage options of %s: %w", n, err)
@@ -166,7 +170,7 @@ func (rb *rebuilder) startOver(ctx context.Context) (*rebuildRow, error) {
 		}
 		// The indexes come later: COPY into a table without them, then one
 		// build each, is the fastest way to fill it.
-		stmts = append(stmts, `CREATE TABLE `+ident(n+ShadowSuffix)+` (LIKE `+ident(n)+` INCLUDING ALL EXCLUDING INDEXES)`+with)
+		stmts = append(stmts, `CREATE TABLE `+ident(Shadow(t))+` (LIKE `+ident(n)+` INCLUDING ALL EXCLUDING INDEXES)`+with)
 	}
 	row := &rebuildRow{names: rb.opts.Projections, phase: rebuildLoad}
 	err := pgx.BeginFunc(ctx, rb.read, func(tx pgx.Tx) error {
@@ -180,8 +184,8 @@ func (rb *rebuilder) startOver(ctx context.Context) (*rebuildRow, error) {
 		return nil, fmt.Errorf("rebuild: create the shadow tables: %w", err)
 	}
 	if rb.opts.indexesFirst {
-		for _, n := range tables {
-			if err := rb.buildIndexes(ctx, n, nil); err != nil {
+		for _, t := range tables {
+			if err := rb.buildIndexes(ctx, t.Name, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -190,7 +194,7 @@ func (rb *rebuilder) startOver(ctx context.Context) (*rebuildRow, error) {
 }
 
 // columnsOf describes table's columns (name, type, not null), and whether it exists.
-func columnsOf(ctx context.Context, q queryer, table string) (string, bool, error) {
+func columnsOf(ctx context.Context, q Queryer, table string) (string, bool, error) {
 	rows, err := q.Query(ctx, `SELECT to_regclass($1) IS NOT NULL,
        coalesce((SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' not null' ELSE '' END, ', ' ORDER BY attnum)
                  FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped), '')`, table)
@@ -219,7 +223,7 @@ type indexDef struct {
 	contype string // the constraint it backs: "p", "u", "x" or ""
 }
 
-func liveIndexes(ctx context.Context, q queryer, table string) ([]indexDef, error) {
+func liveIndexes(ctx context.Context, q Queryer, table string) ([]indexDef, error) {
 	rows, err := q.Query(ctx, `SELECT ci.relname, pg_get_indexdef(i.indexrelid), coalesce(c.contype::text, '')
 FROM pg_index i
 JOIN pg_class ci ON ci.oid = i.indexrelid
@@ -319,7 +323,7 @@ func (rb *rebuilder) buildIndexes(ctx context.Context, table string, progress fu
 
 // grantsOf returns the GRANT statements that give shadow the privileges
 // others hold on table (its owner's are the owner's anyway).
-func grantsOf(ctx context.Context, q queryer, table, shadow string) ([]string, error) {
+func grantsOf(ctx context.Context, q Queryer, table, shadow string) ([]string, error) {
 	rows, err := q.Query(ctx, `SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
        a.privilege_type, a.is_grantable
 FROM pg_class c, aclexplode(c.relacl) AS a

@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/testwait"
 )
 
@@ -62,7 +62,7 @@ func seedEvents(tb testing.TB, pool *pgxpool.Pool, accounts, perAccount, days in
 func waitReadable(t *testing.T, e *env) {
 	t.Helper()
 	testwait.Until(t, 20*time.Second, func() (bool, string) {
-		tb, err := e.tailer.Read(context.Background(), store.Position{}, 1)
+		tb, err := e.tailer.Read(context.Background(), eventlog.Position{}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +420,7 @@ func TestRebuildOtherNamesStartsOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _, err := Replay(ctx, e.tailer, store.Position{})
+	want, _, err := Replay(ctx, e.tailer, eventlog.Position{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +463,7 @@ func TestRebuildOneProjectionLeavesOthers(t *testing.T) {
 	}
 	type cpRow struct {
 		name    string
-		pos     store.Position
+		pos     eventlog.Position
 		updated time.Time
 	}
 	cpRows := func() []cpRow {
@@ -715,4 +715,20 @@ func collapseSwapRetries(phases []string) []string {
 		out = append(out, p)
 	}
 	return out
+}
+
+// TestRebuildRefusesAGapWhateverItRebuilds: a rebuild of daily_summaries alone
+// still refuses a stream whose versions skip one, as the live projector does.
+func TestRebuildRefusesAGapWhateverItRebuilds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	id := uuid.New()
+	appendN(t, e.events, id, 3)
+	typ, _, data := eventFor(id, 5)
+	insertAt(t, e.events, id, 5, typ, data, time.Now())
+	_, err := Rebuild(context.Background(), e.events, e.read, rebuildOpts(t, RebuildOptions{Projections: []string{DailySummariesName}}))
+	var ce *ContiguityError
+	if !errors.As(err, &ce) || ce.StreamID != id || ce.Have != 3 || ce.Got != 5 {
+		t.Fatalf("Rebuild = %v, want a ContiguityError for stream %s, 5 after 3", err, id)
+	}
 }

@@ -15,7 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
+	"github.com/evbank/bank/internal/readmodel"
 )
 
 // DefaultLockKey is the pg_try_advisory_lock key that elects the active
@@ -25,7 +26,7 @@ const DefaultLockKey int64 = 0x657662616e6b2d70
 // Options configure a Runner. Zero values take the defaults shown.
 type Options struct {
 	// Projections to run (All()).
-	Projections []*Projection
+	Projections []Projection
 	// BatchSize is the most events read and applied in one transaction (1000).
 	BatchSize int
 	// MinPoll is the pause after a batch that was not full (1 ms); each empty
@@ -61,10 +62,10 @@ func (o *Options) defaults() error {
 	}
 	seen := map[string]bool{}
 	for _, p := range o.Projections {
-		if seen[p.name] {
-			return fmt.Errorf("projection runner: projection %s given twice", p.name)
+		if seen[p.Name()] {
+			return fmt.Errorf("projection runner: projection %s given twice", p.Name())
 		}
-		seen[p.name] = true
+		seen[p.Name()] = true
 	}
 	o.Projections = sortByName(o.Projections)
 	setDefault(&o.BatchSize, 1000)
@@ -97,7 +98,7 @@ func setDefault[T comparable](v *T, def T) {
 // CatchUp must not run at the same time on one Runner; Active and Checkpoints
 // may be called from any goroutine.
 type Runner struct {
-	tailer *store.Tailer
+	tailer eventlog.Tailer
 	read   *pgxpool.Pool
 	opts   Options
 	log    zerolog.Logger
@@ -105,17 +106,39 @@ type Runner struct {
 	active atomic.Bool
 
 	mu          sync.Mutex
-	checkpoints map[string]store.Position
+	checkpoints map[string]eventlog.Position
 	stamps      map[string]time.Time // checkpoint rows' updated_at, part of the compare-and-set
 	high        map[string]mark      // newest event applied, for lag
 	loaded      bool
+	failing     Failure // zero while batches succeed
 
-	cache *caches // touched by the goroutine applying batches only
+	caches map[string]Cache // by projection; touched by the goroutine applying batches only
 
 	heldBackSince, heldBackLogged time.Time
 
 	// afterApply, when set (tests), sees every committed batch.
-	afterApply func(events []store.RecordedEvent)
+	afterApply func(events []eventlog.RecordedEvent)
+}
+
+// Failure describes batches failing one after another, without a success
+// between them.
+type Failure struct {
+	// Since is when the first of them failed; Count how many have.
+	Since time.Time
+	Count int
+	// Event names the event the last failed batch started with (its position
+	// and stream), when the batch could be read; "" otherwise.
+	Event string
+}
+
+// Failing reports the batches failing now; ok is false while they succeed.
+// A process health check turns unready when they have failed for long: a
+// batch that fails again and again is an incident, not something to retry
+// quietly.
+func (r *Runner) Failing() (f Failure, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failing, r.failing.Count > 0
 }
 
 // mark is a point of the global order with its time, for lag.
@@ -127,12 +150,16 @@ type mark struct {
 // NewRunner returns a Runner that tails events with tailer and writes the
 // projections through read. Errors: invalid options or metrics that cannot
 // be registered.
-func NewRunner(tailer *store.Tailer, read *pgxpool.Pool, opts Options) (*Runner, error) {
+func NewRunner(tailer eventlog.Tailer, read *pgxpool.Pool, opts Options) (*Runner, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
 	opts.Metrics.init(opts.Projections)
-	return &Runner{tailer: tailer, read: read, opts: opts, log: opts.Log, m: opts.Metrics, cache: newCaches(opts.StateCache)}, nil
+	caches := map[string]Cache{}
+	for _, p := range opts.Projections {
+		caches[p.Name()] = p.NewCache(opts.StateCache)
+	}
+	return &Runner{tailer: tailer, read: read, opts: opts, log: opts.Log, m: opts.Metrics, caches: caches}, nil
 }
 
 // Active reports whether this Runner holds the lock and applies events.
@@ -140,10 +167,10 @@ func (r *Runner) Active() bool { return r.active.Load() }
 
 // Checkpoints returns the position each projection has applied up to, as this
 // Runner last read or wrote it.
-func (r *Runner) Checkpoints() map[string]store.Position {
+func (r *Runner) Checkpoints() map[string]eventlog.Position {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]store.Position, len(r.checkpoints))
+	out := make(map[string]eventlog.Position, len(r.checkpoints))
 	for k, v := range r.checkpoints {
 		out[k] = v
 	}
@@ -157,7 +184,7 @@ func (r *Runner) Checkpoints() map[string]store.Position {
 // standby takes over when the active one's session ends. Transient database
 // errors are retried. Errors: those retrying cannot cure, which mean the
 // events or tables need an operator: ErrInconsistent (a *ContiguityError
-// among them), *store.UpcastError, store.ErrRebuildRequired.
+// among them), *eventlog.UpcastError, eventlog.ErrRebuildRequired.
 func (r *Runner) Run(ctx context.Context) error {
 	var conn *pgx.Conn
 	defer func() {
@@ -280,19 +307,34 @@ func (r *Runner) runActive(ctx context.Context, lock *pgx.Conn) error {
 			lastCheck = time.Now()
 		}
 		var res stepResult
+		// After a failure, batches of one event until one succeeds: the
+		// failing batch then is the failing event, and the log names it.
+		limit := r.opts.BatchSize
+		if failures > 0 {
+			limit = 1
+		}
 		err := r.withBatchContext(ctx, func(bctx context.Context) error {
 			var err error
-			res, err = r.step(bctx)
+			res, err = r.step(bctx, limit)
 			return err
 		})
 		if err != nil {
-			if isFatal(err) || errors.Is(err, ErrCheckpointMoved) {
+			if errors.Is(err, ErrCheckpointMoved) {
 				return err
 			}
 			failures++
-			r.log.Error().Err(err).Int("failures", failures).Msg("projector batch failed; retrying")
+			r.batchFailed(ctx, res, err, failures)
+			if isFatal(err) {
+				return err
+			}
 			sleep(ctx, min(time.Duration(failures)*r.opts.StandbyRetry/4, 5*time.Second))
 			continue
+		}
+		if failures > 0 {
+			r.log.Info().Int("failures", failures).Msg("projector batch applied again after failures")
+			r.mu.Lock()
+			r.failing = Failure{}
+			r.mu.Unlock()
 		}
 		failures = 0
 		switch {
@@ -336,7 +378,7 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 	}
 	poll := r.opts.MinPoll
 	for {
-		res, err := r.step(ctx)
+		res, err := r.step(ctx, r.opts.BatchSize)
 		if err != nil {
 			return err
 		}
@@ -358,13 +400,13 @@ func (r *Runner) CatchUp(ctx context.Context) error {
 func (r *Runner) loadCheckpoints(ctx context.Context) error {
 	names := make([]string, len(r.opts.Projections))
 	for i, p := range r.opts.Projections {
-		names[i] = p.name
+		names[i] = p.Name()
 	}
-	if _, err := r.read.Exec(ctx, `INSERT INTO `+CheckpointTable+` (projection, transaction_id, global_position)
+	if _, err := r.read.Exec(ctx, `INSERT INTO `+readmodel.CheckpointTable+` (projection, transaction_id, global_position)
 SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, names); err != nil {
 		return fmt.Errorf("create checkpoints: %w", err)
 	}
-	r.cache.clear()
+	r.clearCaches()
 	cps, stamps, err := readCheckpointRows(ctx, r.read)
 	if err != nil {
 		return err
@@ -388,28 +430,23 @@ SELECT unnest($1::text[]), '0'::xid8, 0 ON CONFLICT (projection) DO NOTHING`, na
 	return nil
 }
 
-// queryer is what readCheckpoints needs: a pool or a transaction.
-type queryer interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func readCheckpoints(ctx context.Context, q queryer) (map[string]store.Position, error) {
+func readCheckpoints(ctx context.Context, q Queryer) (map[string]eventlog.Position, error) {
 	cps, _, err := readCheckpointRows(ctx, q)
 	return cps, err
 }
 
 // readCheckpointRows returns each projection's position and its row's updated_at.
-func readCheckpointRows(ctx context.Context, q queryer) (map[string]store.Position, map[string]time.Time, error) {
-	rows, err := q.Query(ctx, `SELECT projection, transaction_id, global_position, updated_at FROM `+CheckpointTable)
+func readCheckpointRows(ctx context.Context, q Queryer) (map[string]eventlog.Position, map[string]time.Time, error) {
+	rows, err := q.Query(ctx, `SELECT projection, transaction_id, global_position, updated_at FROM `+readmodel.CheckpointTable)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read checkpoints: %w", err)
 	}
 	defer rows.Close()
-	cps, stamps := map[string]store.Position{}, map[string]time.Time{}
+	cps, stamps := map[string]eventlog.Position{}, map[string]time.Time{}
 	for rows.Next() {
 		var (
 			name  string
-			p     store.Position
+			p     eventlog.Position
 			stamp time.Time
 		)
 		if err := rows.Scan(&name, &p.TransactionID, &p.GlobalPosition, &stamp); err != nil {
@@ -425,35 +462,41 @@ func readCheckpointRows(ctx context.Context, q queryer) (map[string]store.Positi
 
 type stepResult struct {
 	events   int  // read (and applied where due)
-	full     bool // the read returned BatchSize events: more are waiting
+	full     bool // the read returned as many events as asked: more are waiting
 	heldBack bool // committed events wait for an older transaction
+	// first is the batch's first event and head the head read with it, also
+	// when applying the batch failed.
+	first *eventlog.RecordedEvent
+	head  *eventlog.Head
 }
 
-// step reads one batch after the lowest checkpoint and applies it.
-func (r *Runner) step(ctx context.Context) (stepResult, error) {
+// step reads up to limit events after the lowest checkpoint and applies them.
+// When applying fails, the result still says which events were read.
+func (r *Runner) step(ctx context.Context, limit int) (stepResult, error) {
 	r.mu.Lock()
 	if !r.loaded {
 		r.mu.Unlock()
 		return stepResult{}, errors.New("projection runner: checkpoints not loaded")
 	}
-	from := r.checkpoints[r.opts.Projections[0].name]
+	from := r.checkpoints[r.opts.Projections[0].Name()]
 	for _, p := range r.opts.Projections[1:] {
-		if cp := r.checkpoints[p.name]; cp.Less(from) {
+		if cp := r.checkpoints[p.Name()]; cp.Less(from) {
 			from = cp
 		}
 	}
 	r.mu.Unlock()
 
 	start := time.Now()
-	tb, err := r.tailer.Read(ctx, from, r.opts.BatchSize)
+	tb, err := r.tailer.Read(ctx, from, limit)
 	if err != nil {
 		return stepResult{}, err
 	}
-	res := stepResult{events: len(tb.Events), full: len(tb.Events) == r.opts.BatchSize, heldBack: tb.HeldBack}
+	res := stepResult{events: len(tb.Events), full: len(tb.Events) == limit, heldBack: tb.HeldBack}
 	r.watchHeldBack(ctx, tb)
 	if len(tb.Events) > 0 {
+		res.first, res.head = &tb.Events[0], &tb.Head
 		if err := r.apply(ctx, tb.Events); err != nil {
-			return stepResult{}, err
+			return res, err
 		}
 		r.m.batchSize.Observe(float64(len(tb.Events)))
 		r.m.batchDuration.Observe(time.Since(start).Seconds())
@@ -466,24 +509,30 @@ func (r *Runner) step(ctx context.Context) (stepResult, error) {
 }
 
 // checkBatch refuses a batch in which a stream's versions are not contiguous.
-func checkBatch(events []store.RecordedEvent) error {
+func checkBatch(events []eventlog.RecordedEvent) error {
 	last := map[uuid.UUID]int{}
 	for _, e := range events {
 		if v, ok := last[e.StreamID]; ok && e.Version != v+1 {
-			return &ContiguityError{Projection: "batch", StreamID: e.StreamID, Have: v, Got: e.Version, Position: store.PositionOf(e)}
+			return &ContiguityError{Projection: "batch", StreamID: e.StreamID, Have: v, Got: e.Version, Position: eventlog.PositionOf(e)}
 		}
 		last[e.StreamID] = e.Version
 	}
 	return nil
 }
 
+func (r *Runner) clearCaches() {
+	for _, c := range r.caches {
+		c.Clear()
+	}
+}
+
 // part is one projection's share of a batch.
 type part struct {
-	p        *Projection
-	from, to store.Position
+	p        Projection
+	from, to eventlog.Position
 	stamp    time.Time // the checkpoint row's updated_at: read before, written after
-	events   []store.RecordedEvent
-	w        work
+	events   []eventlog.RecordedEvent
+	w        Batch
 }
 
 // casCheckpoint moves a checkpoint only from where this Runner left it: the
@@ -493,39 +542,39 @@ type part struct {
 // transaction: its row lock makes a second instance wait for the first's
 // commit and then find the checkpoint moved, before it has written anything
 // (so no duplicate-key error either).
-const casCheckpoint = `UPDATE ` + CheckpointTable + `
+const casCheckpoint = `UPDATE ` + readmodel.CheckpointTable + `
 SET transaction_id = $1::xid8, global_position = $2, updated_at = clock_timestamp()
 WHERE projection = $3 AND transaction_id = $4::xid8 AND global_position = $5 AND updated_at = $6
 RETURNING updated_at`
 
 // apply writes events to every projection whose checkpoint is before them, in
 // one read-database transaction with the checkpoints.
-func (r *Runner) apply(ctx context.Context, events []store.RecordedEvent) error {
+func (r *Runner) apply(ctx context.Context, events []eventlog.RecordedEvent) error {
 	err := r.applyOnce(ctx, events)
 	if err != nil {
 		// Whatever failed, the cached states may not be what the tables hold.
-		r.cache.clear()
+		r.clearCaches()
 	}
 	return err
 }
 
-func (r *Runner) applyOnce(ctx context.Context, events []store.RecordedEvent) error {
+func (r *Runner) applyOnce(ctx context.Context, events []eventlog.RecordedEvent) error {
 	if err := checkBatch(events); err != nil {
 		return err
 	}
 	r.mu.Lock()
 	var parts []*part
 	for _, p := range r.opts.Projections {
-		cp := r.checkpoints[p.name]
+		cp := r.checkpoints[p.Name()]
 		i := 0
-		for i < len(events) && !cp.Less(store.PositionOf(events[i])) {
+		for i < len(events) && !cp.Less(eventlog.PositionOf(events[i])) {
 			i++
 		}
 		if i == len(events) {
 			continue
 		}
 		evs := events[i:]
-		parts = append(parts, &part{p: p, from: cp, to: store.PositionOf(evs[len(evs)-1]), stamp: r.stamps[p.name], events: evs, w: p.newWork(evs, r.cache)})
+		parts = append(parts, &part{p: p, from: cp, to: eventlog.PositionOf(evs[len(evs)-1]), stamp: r.stamps[p.Name()], events: evs, w: p.Batch(evs, Live, r.caches[p.Name()])})
 	}
 	r.mu.Unlock()
 	if len(parts) == 0 {
@@ -548,18 +597,18 @@ func (r *Runner) applyOnce(ctx context.Context, events []store.RecordedEvent) er
 	// the appends that do need them.
 	b.Queue("SET LOCAL synchronous_commit = off")
 	for _, pt := range parts {
-		b.Queue(casCheckpoint, pt.to.TransactionID, pt.to.GlobalPosition, pt.p.name, pt.from.TransactionID, pt.from.GlobalPosition, pt.stamp).
+		b.Queue(casCheckpoint, pt.to.TransactionID, pt.to.GlobalPosition, pt.p.Name(), pt.from.TransactionID, pt.from.GlobalPosition, pt.stamp).
 			QueryRow(func(row pgx.Row) error {
 				err := row.Scan(&pt.stamp)
 				if errors.Is(err, pgx.ErrNoRows) {
-					moved = append(moved, pt.p.name)
+					moved = append(moved, pt.p.Name())
 					return nil
 				}
 				return err
 			})
 	}
 	for _, pt := range parts {
-		pt.w.queueLoad(b)
+		pt.w.QueueLoad(b)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("batch up to %s: %w", parts[0].to, err)
@@ -569,10 +618,10 @@ func (r *Runner) applyOnce(ctx context.Context, events []store.RecordedEvent) er
 	}
 	b = &pgx.Batch{}
 	for _, pt := range parts {
-		if err := pt.w.fold(); err != nil {
+		if err := pt.w.Fold(); err != nil {
 			return err
 		}
-		pt.w.queueWrite(b)
+		pt.w.QueueWrite(b)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("batch up to %s: %w", parts[0].to, err)
@@ -583,44 +632,98 @@ func (r *Runner) applyOnce(ctx context.Context, events []store.RecordedEvent) er
 
 	r.mu.Lock()
 	for _, pt := range parts {
-		pt.w.committed()
-		r.checkpoints[pt.p.name] = pt.to
-		r.stamps[pt.p.name] = pt.stamp
-		h := r.high[pt.p.name]
+		pt.w.Committed()
+		r.checkpoints[pt.p.Name()] = pt.to
+		r.stamps[pt.p.Name()] = pt.stamp
+		h := r.high[pt.p.Name()]
 		for _, e := range pt.events {
 			if e.GlobalPosition > h.pos {
 				h = mark{pos: e.GlobalPosition, at: e.RecordedAt}
 			}
 		}
-		r.high[pt.p.name] = h
+		r.high[pt.p.Name()] = h
 	}
 	r.mu.Unlock()
 	for _, pt := range parts {
-		r.m.eventsApplied.WithLabelValues(pt.p.name).Add(float64(len(pt.events)))
+		r.m.eventsApplied.WithLabelValues(pt.p.Name()).Add(float64(len(pt.events)))
 	}
 	return nil
 }
 
-// observeLag sets each projection's lag behind head.
-func (r *Runner) observeLag(head store.Head) {
+// batchFailed makes a failed batch seen: it is counted, the lag is measured
+// from the head of the event store (the batch that failed measured nothing),
+// and the log names the event the batch started with.
+func (r *Runner) batchFailed(ctx context.Context, res stepResult, err error, failures int) {
+	r.m.batchFailures.Inc()
+	ev := r.log.Error().Err(err).Int("failures", failures)
+	event := ""
+	var up *eventlog.UpcastError
+	switch {
+	case res.first != nil:
+		e := res.first
+		event = fmt.Sprintf("%s, stream %s version %d (%s)", eventlog.PositionOf(*e), e.StreamID, e.Version, e.EventType)
+		ev = ev.Uint64("transaction_id", e.TransactionID).Int64("global_position", e.GlobalPosition).
+			Str("stream_id", e.StreamID.String()).Int("version", e.Version).Str("event_type", e.EventType).Int("batch_events", res.events)
+	case errors.As(err, &up):
+		event = fmt.Sprintf("position %d, stream %s version %d", up.GlobalPosition, up.StreamID, up.Version)
+		ev = ev.Int64("global_position", up.GlobalPosition).Str("stream_id", up.StreamID.String()).Int("version", up.Version)
+	}
+	r.mu.Lock()
+	if r.failing.Count == 0 {
+		r.failing.Since = time.Now()
+	}
+	r.failing.Count = failures
+	r.failing.Event = event
+	r.mu.Unlock()
+	if res.head != nil {
+		r.observeLag(*res.head)
+	} else {
+		// The read failed, so no head came with it; ask for it alone.
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		head, herr := r.tailer.Head(hctx)
+		cancel()
+		if herr == nil {
+			r.observeLag(head)
+		}
+	}
+	switch {
+	case isFatal(err):
+		ev.Msg("projector batch failed; it cannot succeed on retry")
+	case failures == 1 && res.events > 1:
+		ev.Msg("projector batch failed; retrying one event at a time to find the failing one")
+	default:
+		ev.Msg("projector batch failed; retrying")
+	}
+}
+
+// observeLag sets each projection's lag behind head. While batches fail, the
+// lag in seconds is at least the time since the first failure, so that it
+// keeps rising even when nothing new is appended.
+func (r *Runner) observeLag(head eventlog.Head) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var failingFor float64
+	if r.failing.Count > 0 {
+		failingFor = time.Since(r.failing.Since).Seconds()
+	}
 	for _, p := range r.opts.Projections {
-		h := r.high[p.name]
+		h := r.high[p.Name()]
 		behind := max(0, head.GlobalPosition-h.pos)
-		r.m.lagPositions.WithLabelValues(p.name).Set(float64(behind))
+		r.m.lagPositions.WithLabelValues(p.Name()).Set(float64(behind))
 		switch {
 		case behind == 0:
-			r.m.lagSeconds.WithLabelValues(p.name).Set(0)
+			r.m.lagSeconds.WithLabelValues(p.Name()).Set(0)
 		case !h.at.IsZero():
-			r.m.lagSeconds.WithLabelValues(p.name).Set(max(0, head.RecordedAt.Sub(h.at).Seconds()))
+			r.m.lagSeconds.WithLabelValues(p.Name()).Set(max(0, head.RecordedAt.Sub(h.at).Seconds(), failingFor))
+		case failingFor > 0:
+			r.m.lagSeconds.WithLabelValues(p.Name()).Set(failingFor)
 		}
 	}
 }
 
 // watchHeldBack logs, at most every HeldBackWarning, the sessions whose open
 // transaction has kept committed events from the reader for that long.
-func (r *Runner) watchHeldBack(ctx context.Context, tb store.TailBatch) {
+func (r *Runner) watchHeldBack(ctx context.Context, tb eventlog.TailBatch) {
 	if !tb.HeldBack {
 		r.heldBackSince = time.Time{}
 		return

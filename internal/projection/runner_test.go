@@ -13,7 +13,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/evbank/bank/internal/domain"
-	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/eventlog"
+	"github.com/evbank/bank/internal/readmodel"
 	"github.com/evbank/bank/internal/testwait"
 )
 
@@ -67,12 +68,12 @@ VALUES ($1, 'BankAccount', 4, $2, 'MoneyDeposited', 1, '{"amount":2.5,"descripti
 	if fmt.Sprint(txs) != fmt.Sprint(want) || len(got.History) != 4 {
 		t.Errorf("history: %v, want %v", txs, want)
 	}
-	d1 := got.Daily[DayKey{id, UTCDay(day1)}]
-	d2 := got.Daily[DayKey{id, UTCDay(day2)}]
-	if d1.DepositsCount != 1 || d1.DepositsTotalMinor != 1000 || d1.WithdrawalsCount != 1 || d1.WithdrawalsTotalMinor != 300 || d1.ClosingBalanceMinor != 700 || d1.LastVersion != 3 {
+	d1 := got.Daily[readmodel.DayKey{AccountID: id, Day: readmodel.UTCDay(day1)}]
+	d2 := got.Daily[readmodel.DayKey{AccountID: id, Day: readmodel.UTCDay(day2)}]
+	if d1.DepositsCount != 1 || d1.DepositsTotalMinor.String() != "1000" || d1.WithdrawalsCount != 1 || d1.WithdrawalsTotalMinor.String() != "300" || d1.ClosingBalanceMinor != 700 || d1.LastVersion != 3 {
 		t.Errorf("day 1: %+v", d1)
 	}
-	if d2.DepositsCount != 1 || d2.DepositsTotalMinor != 250 || d2.WithdrawalsCount != 1 || d2.WithdrawalsTotalMinor != 950 || d2.ClosingBalanceMinor != 0 || d2.LastVersion != 5 || d2.Currency != "USD" {
+	if d2.DepositsCount != 1 || d2.DepositsTotalMinor.String() != "250" || d2.WithdrawalsCount != 1 || d2.WithdrawalsTotalMinor.String() != "950" || d2.ClosingBalanceMinor != 0 || d2.LastVersion != 5 || d2.Currency != "USD" {
 		t.Errorf("day 2: %+v", d2)
 	}
 	if len(got.Daily) != 2 {
@@ -247,9 +248,9 @@ func TestContiguityGuardOnCachedState(t *testing.T) {
 }
 
 // lastOf returns the position of version v of stream id.
-func lastOf(t *testing.T, e *env, id uuid.UUID, v int) store.Position {
+func lastOf(t *testing.T, e *env, id uuid.UUID, v int) eventlog.Position {
 	t.Helper()
-	var p store.Position
+	var p eventlog.Position
 	if err := e.events.QueryRow(context.Background(), `SELECT transaction_id, global_position FROM events WHERE stream_id = $1 AND version = $2`, id, v).
 		Scan(&p.TransactionID, &p.GlobalPosition); err != nil {
 		t.Fatal(err)
@@ -317,7 +318,7 @@ func TestVerifyBesideALaggingProjection(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendN(t, e.events, id, 4)
-	onlyBalances := e.runner(t, Options{Projections: []*Projection{AccountBalances()}})
+	onlyBalances := e.runner(t, Options{Projections: []Projection{AccountBalances()}})
 	if err := onlyBalances.CatchUp(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +419,7 @@ func TestRunFinishesBatchOnShutdown(t *testing.T) {
 	r := e.runner(t, Options{BatchSize: 3})
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	r.afterApply = func([]store.RecordedEvent) { stop() } // cancel in the middle of the run
+	r.afterApply = func([]eventlog.RecordedEvent) { stop() } // cancel in the middle of the run
 	go func() { done <- r.Run(runCtx) }()
 	select {
 	case err := <-done:

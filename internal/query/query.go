@@ -19,6 +19,7 @@ import (
 
 	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/readmodel"
 )
 
 // Store runs the read-side queries over the read database.
@@ -29,7 +30,8 @@ type Store struct {
 // New returns a Store over pool, a pool on the read database (READ_DATABASE_URL).
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-const accountColumns = `account_id, owner_id, currency, balance_minor, status, version, opened_at, updated_at, closed_at`
+// accountColumns are read in the order scanAccount scans them.
+var accountColumns = readmodel.AccountBalances.ColumnList()
 
 func scanAccount(row pgx.Row) (Account, error) {
 	var (
@@ -215,8 +217,8 @@ ORDER BY t.version DESC`, id, before, limit+1, owner)
 func (s *Store) DailySummaries(ctx context.Context, id uuid.UUID, owner string, from, to time.Time) (_ []DailySummary, err error) {
 	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
-SELECT a.currency, d.day, d.deposits_count, d.deposits_total_minor, d.withdrawals_count,
-       d.withdrawals_total_minor, d.closing_balance_minor
+SELECT a.currency, d.day, d.deposits_count, d.deposits_total_minor::text, d.withdrawals_count,
+       d.withdrawals_total_minor::text, d.closing_balance_minor
 FROM account_balances a
 LEFT JOIN LATERAL (
     SELECT day, deposits_count, deposits_total_minor, withdrawals_count, withdrawals_total_minor, closing_balance_minor
@@ -236,10 +238,11 @@ ORDER BY d.day`, id, utcDate(from), utcDate(to), owner)
 	)
 	for rows.Next() {
 		var (
-			code                       string
-			day                        *time.Time
-			depCount, wdCount          *int
-			depTotal, wdTotal, closing *int64
+			code              string
+			day               *time.Time
+			depCount, wdCount *int
+			depTotal, wdTotal *string // numeric: a day's totals may pass 2^63
+			closing           *int64
 		)
 		if err := rows.Scan(&code, &day, &depCount, &depTotal, &wdCount, &wdTotal, &closing); err != nil {
 			return nil, fmt.Errorf("daily summaries of %s: %w", id, err)
@@ -253,10 +256,18 @@ ORDER BY d.day`, id, utcDate(from), utcDate(to), owner)
 		if day == nil {
 			continue // no day in range
 		}
+		deposits, err := domain.ParseTotal(*depTotal)
+		if err != nil {
+			return nil, fmt.Errorf("daily summaries of %s: %s", id, err.Error()) // a broken table, not the client's input
+		}
+		withdrawals, err := domain.ParseTotal(*wdTotal)
+		if err != nil {
+			return nil, fmt.Errorf("daily summaries of %s: %s", id, err.Error())
+		}
 		items = append(items, DailySummary{
 			Date:          day.Format(DateLayout),
-			DepositsCount: *depCount, DepositsTotal: domain.FormatAmount(*depTotal, cur),
-			WithdrawalsCount: *wdCount, WithdrawalsTotal: domain.FormatAmount(*wdTotal, cur),
+			DepositsCount: *depCount, DepositsTotal: domain.FormatTotal(deposits, cur),
+			WithdrawalsCount: *wdCount, WithdrawalsTotal: domain.FormatTotal(withdrawals, cur),
 			ClosingBalance: domain.FormatAmount(*closing, cur),
 		})
 	}

@@ -289,3 +289,30 @@ func TestSummary(t *testing.T) {
 		t.Errorf("summary (-want +got):\n%s", d)
 	}
 }
+
+// TestDailySummaryTotalsPastInt64: a day's totals are numeric and read exactly,
+// however far past 2^63 legal movements take them.
+func TestDailySummaryTotalsPastInt64(t *testing.T) {
+	t.Parallel()
+	q, pool := newReadDB(t)
+	ctx := context.Background()
+	at := ts("2024-02-01T12:00:00Z")
+	id := uuid.New()
+	seedBalance(t, pool, balanceRow{id: id, owner: "o", currency: "KWD", balance: 0, status: "active", version: 20_001, opened: at, updated: at})
+	_, err := pool.Exec(ctx, `
+INSERT INTO daily_summaries (account_id, day, currency, deposits_count, deposits_total_minor, withdrawals_count,
+    withdrawals_total_minor, closing_balance_minor, last_version)
+VALUES ($1, '2024-02-01', 'KWD', 10000, '10000000000000000000', 10000, '10000000000000000001', 0, 20001)`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.DailySummaries(ctx, id, "", at, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []query.DailySummary{{Date: "2024-02-01", DepositsCount: 10000, DepositsTotal: "10000000000000000.000",
+		WithdrawalsCount: 10000, WithdrawalsTotal: "10000000000000000.001", ClosingBalance: "0.000"}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}

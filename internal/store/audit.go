@@ -10,12 +10,13 @@ import (
 
 	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // ReadStream returns up to limit events of stream id after afterVersion, in
 // version order, each upcast to the current shape. An unreadable event is an
-// *UpcastError naming its position.
-func (s *EventStore) ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) (_ []RecordedEvent, err error) {
+// *eventlog.UpcastError naming its position.
+func (s *EventStore) ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) (_ []eventlog.RecordedEvent, err error) {
 	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
 SELECT global_position, transaction_id::text::bigint, version, event_id, event_type, schema_version, data, metadata, recorded_at
@@ -25,9 +26,9 @@ ORDER BY version LIMIT $3`, id, afterVersion, limit)
 		return nil, fmt.Errorf("read stream %s: %w", id, err)
 	}
 	defer rows.Close()
-	var out []RecordedEvent
+	var out []eventlog.RecordedEvent
 	for rows.Next() {
-		r := RecordedEvent{StreamID: id}
+		r := eventlog.RecordedEvent{StreamID: id}
 		var (
 			raw           []byte
 			schemaVersion int16
@@ -53,7 +54,7 @@ ORDER BY version LIMIT $3`, id, afterVersion, limit)
 // domain.ErrAccountNotFound.
 func (s *EventStore) StreamHead(ctx context.Context, id uuid.UUID) (owner string, version int, err error) {
 	defer dberr.Mark(&err)
-	r := RecordedEvent{StreamID: id, Version: 1}
+	r := eventlog.RecordedEvent{StreamID: id, Version: 1}
 	var (
 		raw           []byte
 		schemaVersion int16

@@ -23,6 +23,7 @@ import (
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 )
 
 // EventStore is the pgx implementation of command.EventStore.
@@ -47,54 +48,21 @@ type Options struct {
 func NewEventStore(pool *pgxpool.Pool, opts Options) *EventStore {
 	cur := opts.DefaultCurrency
 	if cur.IsZero() {
-		cur = domain.MustCurrency("USD")
+		cur = domain.FallbackCurrency
 	}
 	return &EventStore{pool: pool, uc: domain.UpcastContext{DefaultCurrency: cur}, snapshotEvery: opts.SnapshotEvery, log: opts.Log}
 }
 
 var _ command.EventStore = (*EventStore)(nil)
 
-// UpcastContext is what the store's upcasters know; the projector uses the same.
-func (s *EventStore) UpcastContext() domain.UpcastContext { return s.uc }
-
-// RecordedEvent is one stored event, its data upcast to the current shape.
-type RecordedEvent struct {
-	GlobalPosition int64
-	TransactionID  uint64
-	StreamID       uuid.UUID
-	Version        int
-	EventID        uuid.UUID
-	EventType      string
-	SchemaVersion  int
-	// Data is the current (v2) shape; Event the same, decoded.
-	Data       json.RawMessage
-	Event      domain.Event
-	Metadata   json.RawMessage
-	RecordedAt time.Time
-}
-
-// UpcastError is a stored event that cannot be read: it names the event's place.
-type UpcastError struct {
-	GlobalPosition int64
-	StreamID       uuid.UUID
-	Version        int
-	Err            error
-}
-
-func (e *UpcastError) Error() string {
-	return fmt.Sprintf("event at global position %d (stream %s version %d) cannot be read: %v", e.GlobalPosition, e.StreamID, e.Version, e.Err)
-}
-
-func (e *UpcastError) Unwrap() error { return e.Err }
-
 // Decode upcasts and decodes raw stored data into r.Data and r.Event.
-func Decode(r *RecordedEvent, raw []byte, uc domain.UpcastContext) error {
+func Decode(r *eventlog.RecordedEvent, raw []byte, uc domain.UpcastContext) error {
 	data, err := domain.Upcast(r.EventType, r.SchemaVersion, raw, uc)
 	if err == nil {
 		r.Event, err = domain.DecodeEvent(r.EventType, domain.CurrentSchemaVersion, data, uc)
 	}
 	if err != nil {
-		return &UpcastError{GlobalPosition: r.GlobalPosition, StreamID: r.StreamID, Version: r.Version, Err: err}
+		return &eventlog.UpcastError{GlobalPosition: r.GlobalPosition, StreamID: r.StreamID, Version: r.Version, Err: err}
 	}
 	r.Data = data
 	return nil
@@ -205,7 +173,7 @@ func (s *EventStore) loadOnce(ctx context.Context, id uuid.UUID, asOf any, useSn
 		if version != a.Version()+1 {
 			return nil, fmt.Errorf("load stream %s: version %d follows %d", id, version, a.Version())
 		}
-		r := RecordedEvent{GlobalPosition: *pos, StreamID: id, Version: version, EventType: *eventType, SchemaVersion: int(*schemaVersion)}
+		r := eventlog.RecordedEvent{GlobalPosition: *pos, StreamID: id, Version: version, EventType: *eventType, SchemaVersion: int(*schemaVersion)}
 		if err := Decode(&r, raw, s.uc); err != nil {
 			return nil, err
 		}

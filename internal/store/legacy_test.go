@@ -10,6 +10,7 @@ import (
 
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/pgtest"
 	"github.com/evbank/bank/internal/store"
 )
@@ -92,7 +93,7 @@ func TestUnreadableLegacyEventFailsLoudlyWithItsPosition(t *testing.T) {
 	// A third of a cent cannot be held in USD minor units: never round it.
 	insertLegacy(t, ctx, exec, id, 2, "MoneyDeposited", `{"amount":0.333,"description":"","timestamp":"2019-03-01T09:00:00Z"}`, now)
 	_, err := s.Load(ctx, id)
-	var uerr *store.UpcastError
+	var uerr *eventlog.UpcastError
 	if !errors.As(err, &uerr) || uerr.Version != 2 || uerr.GlobalPosition == 0 {
 		t.Fatalf("Load = %v; want an UpcastError naming version 2 and its position", err)
 	}

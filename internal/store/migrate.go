@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
+	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/migrations"
 )
 
@@ -25,7 +28,7 @@ type Schema struct {
 // The two schemas. Latest is the version a binary expects; /readyz compares against it.
 var (
 	EventStoreSchema = Schema{Name: "event store", Files: migrations.EventStore, Table: "schema_migrations", Latest: 3}
-	ReadModelSchema  = Schema{Name: "read model", Files: migrations.ReadModel, Table: "read_schema_migrations", Latest: 2}
+	ReadModelSchema  = Schema{Name: "read model", Files: migrations.ReadModel, Table: "read_schema_migrations", Latest: 3}
 )
 
 // Migrate applies the pending migrations of s to the database at url. golang-migrate
@@ -42,18 +45,29 @@ func Migrate(url string, s Schema) error {
 	return nil
 }
 
-// SchemaVersion reports the applied version of s and whether a migration failed half-way.
-func SchemaVersion(url string, s Schema) (version uint, dirty bool, err error) {
-	m, err := open(url, s)
-	if err != nil {
-		return 0, false, err
+// SchemaCurrent checks, through pool, that the database answers and that
+// schema s is at the version this binary expects (s.Latest) and not dirty.
+// It reads the version table directly rather than open a golang-migrate
+// connection, so that a health check costs one query. Errors are
+// *dberr.NotReady: in words that name the schema, the cause kept for the log.
+func SchemaCurrent(ctx context.Context, pool *pgxpool.Pool, s Schema) error {
+	if err := pool.Ping(ctx); err != nil {
+		return &dberr.NotReady{Reason: s.Name + " unreachable", Err: err}
 	}
-	defer closeMigrate(m)
-	v, dirty, err := m.Version()
-	if errors.Is(err, migrate.ErrNilVersion) {
-		return 0, false, nil
+	var (
+		version int64
+		dirty   bool
+	)
+	if err := pool.QueryRow(ctx, `SELECT version, dirty FROM `+s.Table).Scan(&version, &dirty); err != nil {
+		return &dberr.NotReady{Reason: s.Name + " schema version unreadable", Err: err}
 	}
-	return v, dirty, err
+	switch {
+	case dirty:
+		return &dberr.NotReady{Reason: fmt.Sprintf("%s schema at version %d is dirty (a migration failed halfway), want %d", s.Name, version, s.Latest)}
+	case uint(version) != s.Latest:
+		return &dberr.NotReady{Reason: fmt.Sprintf("%s schema at version %d, want %d", s.Name, version, s.Latest)}
+	}
+	return nil
 }
 
 // closeMigrate closes the migration source and the database driver, whose

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/eventlog"
 	"github.com/evbank/bank/internal/pgtest"
 	"github.com/evbank/bank/internal/store"
 	"github.com/evbank/bank/internal/testwait"
@@ -49,9 +50,9 @@ func newTailer(t *testing.T) (*store.Tailer, *pgxpool.Pool) {
 
 // readSettled reads once no committed event of this database waits for an
 // open transaction: xmin is cluster-wide, and parallel tests hold transactions.
-func readSettled(t *testing.T, tl *store.Tailer, after store.Position, limit int) store.TailBatch {
+func readSettled(t *testing.T, tl *store.Tailer, after eventlog.Position, limit int) eventlog.TailBatch {
 	t.Helper()
-	var b store.TailBatch
+	var b eventlog.TailBatch
 	testwait.For(10*time.Second, func() bool {
 		var err error
 		if b, err = tl.Read(context.Background(), after, limit); err != nil {
@@ -62,7 +63,7 @@ func readSettled(t *testing.T, tl *store.Tailer, after store.Position, limit int
 	return b
 }
 
-func positions(es []store.RecordedEvent) []int64 {
+func positions(es []eventlog.RecordedEvent) []int64 {
 	out := make([]int64, len(es))
 	for i, e := range es {
 		out[i] = e.GlobalPosition
@@ -75,11 +76,11 @@ func TestTailerReadsInOrderUpcastsAndPages(t *testing.T) {
 	ctx := context.Background()
 	tl, pool := newTailer(t)
 
-	b, err := tl.Read(ctx, store.Position{}, 10)
+	b, err := tl.Read(ctx, eventlog.Position{}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.Events) != 0 || b.Head != (store.Head{}) || b.HeldBack {
+	if len(b.Events) != 0 || b.Head != (eventlog.Head{}) || b.HeldBack {
 		t.Fatalf("empty store: got %+v", b)
 	}
 
@@ -89,7 +90,7 @@ func TestTailerReadsInOrderUpcastsAndPages(t *testing.T) {
 	// Legacy shape: major units, no currency; the tailer's default (JPY) applies.
 	last := insertEvent(t, pool, id, 3, domain.TypeMoneyWithdrawn, 1, `{"amount":7,"description":"old","timestamp":"2020-01-01T00:00:00Z"}`)
 
-	b = readSettled(t, tl, store.Position{}, 2)
+	b = readSettled(t, tl, eventlog.Position{}, 2)
 	if len(b.Events) != 2 || b.Events[0].Version != 1 || b.Events[1].Version != 2 {
 		t.Fatalf("first page: %+v", b.Events)
 	}
@@ -101,7 +102,7 @@ func TestTailerReadsInOrderUpcastsAndPages(t *testing.T) {
 		t.Fatalf("second event: %+v", b.Events[1])
 	}
 
-	b = readSettled(t, tl, store.PositionOf(b.Events[1]), 10)
+	b = readSettled(t, tl, eventlog.PositionOf(b.Events[1]), 10)
 	if len(b.Events) != 1 {
 		t.Fatalf("second page: %+v", b.Events)
 	}
@@ -135,7 +136,7 @@ func TestTailerWaitsForLateCommit(t *testing.T) {
 		t.Fatalf("positions %d, %d", posA, posB)
 	}
 
-	got, err := tl.Read(ctx, store.Position{}, 10)
+	got, err := tl.Read(ctx, eventlog.Position{}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestTailerWaitsForLateCommit(t *testing.T) {
 	if err := txA.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got = readSettled(t, tl, store.Position{}, 10)
+	got = readSettled(t, tl, eventlog.Position{}, 10)
 	if want := []int64{posA, posB}; fmt.Sprint(positions(got.Events)) != fmt.Sprint(want) || got.HeldBack {
 		t.Fatalf("after commit: %v held back %v, want %v", positions(got.Events), got.HeldBack, want)
 	}
@@ -162,10 +163,10 @@ func TestTailerCheckpointAheadOfServer(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())`).Scan(&next); err != nil {
 		t.Fatal(err)
 	}
-	ahead := store.Position{TransactionID: next + 100000, GlobalPosition: 1}
+	ahead := eventlog.Position{TransactionID: next + 100000, GlobalPosition: 1}
 	_, err := tl.Read(ctx, ahead, 10)
-	var cae *store.CheckpointAheadError
-	if !errors.As(err, &cae) || !errors.Is(err, store.ErrRebuildRequired) || cae.Checkpoint != ahead {
+	var cae *eventlog.CheckpointAheadError
+	if !errors.As(err, &cae) || !errors.Is(err, eventlog.ErrRebuildRequired) || cae.Checkpoint != ahead {
 		t.Fatalf("checkpoint ahead: err = %v", err)
 	}
 	t.Log(err)
@@ -177,8 +178,8 @@ VALUES ($1, 'BankAccount', 2, $2, 'MoneyDeposited', 2, '{"amount_minor":1,"curre
 		id, uuid.New(), next+500000); err != nil {
 		t.Fatal(err)
 	}
-	_, err = tl.Read(ctx, store.Position{}, 10)
-	if !errors.As(err, &cae) || cae.EventTransactionID != next+500000 || !errors.Is(err, store.ErrRebuildRequired) {
+	_, err = tl.Read(ctx, eventlog.Position{}, 10)
+	if !errors.As(err, &cae) || cae.EventTransactionID != next+500000 || !errors.Is(err, eventlog.ErrRebuildRequired) {
 		t.Fatalf("events ahead: err = %v", err)
 	}
 	t.Log(err)
@@ -194,10 +195,10 @@ func TestTailerUpcastErrorNamesPosition(t *testing.T) {
 	pos := insertEvent(t, pool, id, 2, domain.TypeMoneyDeposited, 1, `{"amount":1.5,"description":"x"}`)
 	var err error
 	testwait.For(10*time.Second, func() bool {
-		_, err = tl.Read(ctx, store.Position{}, 10)
+		_, err = tl.Read(ctx, eventlog.Position{}, 10)
 		return err != nil
 	})
-	var ue *store.UpcastError
+	var ue *eventlog.UpcastError
 	if !errors.As(err, &ue) || ue.GlobalPosition != pos || ue.StreamID != id || ue.Version != 2 {
 		t.Fatalf("err = %v, want an UpcastError at position %d", err, pos)
 	}

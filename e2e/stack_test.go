@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evbank/bank/client"
 	"github.com/evbank/bank/internal/auth/authtest"
-	"github.com/evbank/bank/internal/client"
 	"github.com/evbank/bank/internal/pgtest"
 )
 

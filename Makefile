@@ -59,6 +59,10 @@ lint-dockerfile: node_modules/.package-lock.json ## dockerfile-utils on the Dock
 		{ echo "$$out"; echo "dockerfile-utils lint Dockerfile: fix the problems above"; exit 1; }
 	@echo "dockerfile-utils lint Dockerfile: no problems"
 
+.PHONY: docs-assets
+docs-assets: node_modules/.package-lock.json ## copy the /docs renderer (swagger-ui-dist, pinned by package-lock.json) into internal/apidocs/assets
+	$(GO) run ./tools/vendordocs
+
 .PHONY: fuzz
 fuzz: ## fuzz the amount parser for a minute
 	$(GO) test -run='^$$' -fuzz=FuzzParseAmount -fuzztime=60s ./internal/domain

@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	bank "github.com/evbank/bank"
+	"github.com/evbank/bank/internal/apidocs"
 	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
@@ -104,6 +106,17 @@ func NewRouter(d Deps) http.Handler {
 	if d.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", d.Metrics)
 	}
+
+	// The contract and its reference page are public: the spec is no secret,
+	// and "try it out" asks the reader for a token (DESIGN §2, §6).
+	docs := apidocs.New(bank.OpenAPI)
+	r.Get("/openapi.yaml", docs.Spec)
+	r.Get("/docs", docs.Page)
+	r.Get("/docs/*", func(w http.ResponseWriter, r *http.Request) {
+		if !docs.Asset(w, r, chi.URLParam(r, "*")) {
+			writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
+		}
+	})
 	return r
 }
 

@@ -84,9 +84,10 @@ func (b *browserLog) listen(ev any) {
 		b.problems = append(b.problems, fmt.Sprintf("exception at %s:%d: %s", d.URL, d.LineNumber, text))
 	case *log.EventEntryAdded:
 		msg := fmt.Sprintf("browser log (%s) %s: %s", ev.Entry.Source, ev.Entry.URL, ev.Entry.Text)
-		if ev.Entry.Level == log.EntryLevelError {
+		switch ev.Entry.Level {
+		case log.EntryLevelError:
 			b.problems = append(b.problems, msg)
-		} else if ev.Entry.Level == log.EntryLevelWarning {
+		case log.EntryLevelWarning:
 			b.warnings = append(b.warnings, msg)
 		}
 	case *network.EventRequestWillBeSent:

@@ -27,8 +27,9 @@ import (
 
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, os.Stdout, os.Getenv("BANK_URL"), os.Getenv("BANK_TOKEN")); err != nil {
+	err := run(ctx, os.Stdout, os.Getenv("BANK_URL"), os.Getenv("BANK_TOKEN"))
+	cancel()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "transfer:", err)
 		os.Exit(1)
 	}

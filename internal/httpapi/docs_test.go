@@ -18,6 +18,9 @@ func init() {
 	openapi3filter.RegisterBodyDecoder("application/yaml", openapi3filter.PlainBodyDecoder)
 }
 
+// noRedirect shows a redirect instead of following it.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 // TestDocsArePublic: the contract and its reference page answer without a
 // token (DESIGN §6), the contract byte for byte the repository's openapi.yaml
 // and the page under a Content-Security-Policy (DESIGN §2).
@@ -52,8 +55,9 @@ func TestDocsArePublic(t *testing.T) {
 		"/docs/init.js":              http.StatusOK,
 		"/docs/nothing.js":           http.StatusNotFound,
 		"/docs/../openapi.yaml":      http.StatusNotFound,
+		"/docs/":                     http.StatusMovedPermanently,
 	} {
-		resp, err := http.Get(a.srv.URL + path)
+		resp, err := noRedirect.Get(a.srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,6 +65,9 @@ func TestDocsArePublic(t *testing.T) {
 		_ = resp.Body.Close()
 		if resp.StatusCode != status {
 			t.Errorf("GET %s without a token: %d, want %d", path, resp.StatusCode, status)
+		}
+		if loc := resp.Header.Get("Location"); status == http.StatusMovedPermanently && loc != "/docs" {
+			t.Errorf("GET %s: Location %q, want /docs", path, loc)
 		}
 	}
 }

@@ -113,7 +113,14 @@ func NewRouter(d Deps) http.Handler {
 	r.Get("/openapi.yaml", docs.Spec)
 	r.Get("/docs", docs.Page)
 	r.Get("/docs/*", func(w http.ResponseWriter, r *http.Request) {
-		if !docs.Asset(w, r, chi.URLParam(r, "*")) {
+		name := chi.URLParam(r, "*")
+		if name == "" {
+			// The page's own address has no slash: its files' paths are
+			// absolute, but a typed /docs/ should still find it.
+			http.Redirect(w, r, "/docs", http.StatusMovedPermanently)
+			return
+		}
+		if !docs.Asset(w, r, name) {
 			writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
 		}
 	})

@@ -73,7 +73,7 @@ type Config struct {
 }
 
 // StepNames are the parts of a run, in order.
-var StepNames = []string{"deposits", "hot", "queries", "lag", "load", "rebuild"}
+var StepNames = []string{"deposits", "transfers", "hot", "queries", "lag", "load", "rebuild"}
 
 // Default is the configuration of `make bench`.
 func Default() Config {
@@ -206,6 +206,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		fn   func(context.Context) error
 	}{
 		{"deposits", b.deposits},
+		{"transfers", b.transfers},
 		{"hot", b.hot},
 		{"queries", b.queries},
 		{"lag", b.lag},
@@ -494,6 +495,25 @@ func (b *bench) deposits(ctx context.Context) error {
 		row.P99Ratio = ratio(row.Service.P99, row.PgbenchDeposit.P99)
 		b.rep.Deposits = append(b.rep.Deposits, row)
 	}
+	return nil
+}
+
+// transfers moves 0.01 between random accounts at RatioClients: each is a
+// check of both accounts and two appends (DESIGN §7), set beside the
+// deposits of the same run.
+func (b *bench) transfers(ctx context.Context) error {
+	c := b.cfg.RatioClients
+	st, err := b.http(ctx, attackOpts{name: "transfer", clients: c, targeter: transferTargeter(b.base, b.ids)})
+	if err != nil {
+		return err
+	}
+	b.rep.Transfers = TransferStats{Clients: c, Service: st}
+	for _, d := range b.rep.Deposits {
+		if d.Clients == c {
+			b.rep.Transfers.RatioToDeposits = ratio(st.Throughput, d.Service.Throughput)
+		}
+	}
+	b.progress("transfers, %2d clients: service %7.0f/s p99 %6.2f ms", c, st.Throughput, st.P99)
 	return nil
 }
 

@@ -33,7 +33,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := readFile(t, filepath.Join(dir, "results.md"))
-	for _, section := range []string{"## Targets", "## Deposits", "## Hot accounts", "## Queries", "## Projection lag",
+	for _, section := range []string{"## Targets", "## Deposits", "## Transfers", "## Hot accounts", "## Queries", "## Projection lag",
 		"## Load time", "## Rebuild and COPY", "## Peak memory", "chart.png"} {
 		if !strings.Contains(md, section) {
 			t.Errorf("results.md has no %q", section)
@@ -57,6 +57,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	check("deposit row", len(back.Deposits) == 1)
+	check("transfers", back.Transfers.Service.Throughput > 0 && back.Transfers.Service.Errors == 0 && back.Transfers.RatioToDeposits > 0)
 	if len(back.Deposits) == 1 {
 		d := back.Deposits[0]
 		check("service deposits", d.Service.OK > 0 && d.Service.P99 > 0 && d.Service.Usage != nil)

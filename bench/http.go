@@ -129,6 +129,20 @@ func depositTargeter(base string, ids []uuid.UUID) vegeta.Targeter {
 	}
 }
 
+// transferTargeter moves 0.01 from one of ids to another, at random.
+func transferTargeter(base string, ids []uuid.UUID) vegeta.Targeter {
+	return func(t *vegeta.Target) error {
+		i := rand.IntN(len(ids))
+		j := (i + 1 + rand.IntN(len(ids)-1)) % len(ids)
+		body, err := json.Marshal(map[string]string{"from_account_id": ids[i].String(), "to_account_id": ids[j].String(), "amount": "0.01"})
+		if err != nil {
+			return err
+		}
+		t.Method, t.URL, t.Body, t.Header = http.MethodPost, base+"/transfers", body, jsonHeader
+		return nil
+	}
+}
+
 // getTargeter GETs base + prefix + id + suffix for one of ids at random.
 func getTargeter(base string, ids []uuid.UUID, suffix string) vegeta.Targeter {
 	return func(t *vegeta.Target) error {

@@ -13,18 +13,19 @@ import (
 
 // Report is everything one Run measured. It is written as results.json.
 type Report struct {
-	Started  time.Time    `json:"started"`
-	Machine  Machine      `json:"machine"`
-	Settings Settings     `json:"settings"`
-	Seed     SeedStats    `json:"seed"`
-	Deposits []DepositRow `json:"deposits"`
-	Hot      HotStats     `json:"hot"`
-	Queries  []QueryRow   `json:"queries"`
-	Lag      LagStats     `json:"lag"`
-	Loads    []LoadTime   `json:"load_times"`
-	Rebuild  RebuildStats `json:"rebuild"`
-	Memory   Memory       `json:"memory"`
-	Targets  []Target     `json:"targets"`
+	Started   time.Time     `json:"started"`
+	Machine   Machine       `json:"machine"`
+	Settings  Settings      `json:"settings"`
+	Seed      SeedStats     `json:"seed"`
+	Deposits  []DepositRow  `json:"deposits"`
+	Transfers TransferStats `json:"transfers"`
+	Hot       HotStats      `json:"hot"`
+	Queries   []QueryRow    `json:"queries"`
+	Lag       LagStats      `json:"lag"`
+	Loads     []LoadTime    `json:"load_times"`
+	Rebuild   RebuildStats  `json:"rebuild"`
+	Memory    Memory        `json:"memory"`
+	Targets   []Target      `json:"targets"`
 }
 
 // Machine describes where the figures come from.
@@ -73,6 +74,14 @@ type DepositRow struct {
 	// Ratios of the service to PgbenchDeposit.
 	TPSRatio float64 `json:"tps_ratio"`
 	P99Ratio float64 `json:"p99_ratio"`
+}
+
+// TransferStats is POST /transfers between random accounts.
+type TransferStats struct {
+	Clients int   `json:"clients"`
+	Service Stats `json:"service"`
+	// RatioToDeposits is transfers/s over deposits/s at the same clients.
+	RatioToDeposits float64 `json:"ratio_to_deposits"`
 }
 
 // HotStats is the hot-account run: many clients on a few accounts.
@@ -142,6 +151,10 @@ func (r *Report) finish(cfg Config) {
 				Met: dep.TPSRatio >= 0.7, Evidence: evidence(dep.Service.Usage)},
 			Target{Name: "deposit p99 / pgbench same SQL p99" + at, Want: "<= 3.0", Got: dep.P99Ratio, Unit: "x",
 				Met: dep.P99Ratio > 0 && dep.P99Ratio <= 3, Evidence: evidence(dep.Service.Usage)})
+	}
+	if t := r.Transfers; t.Service.Throughput > 0 && t.RatioToDeposits > 0 {
+		r.Targets = append(r.Targets, Target{Name: fmt.Sprintf("transfer throughput / deposit throughput (%d clients)", t.Clients),
+			Want: ">= 0.45", Got: t.RatioToDeposits, Unit: "x", Met: t.RatioToDeposits >= 0.45, Evidence: evidence(t.Service.Usage)})
 	}
 	if r.Lag.Samples > 0 {
 		r.Targets = append(r.Targets, Target{Name: fmt.Sprintf("projection lag p99 at %d deposits/s (half the best rate)", r.Lag.Rate),
@@ -254,6 +267,16 @@ func (r *Report) Markdown() string {
 			p("%s", header("clients", "run", "api", "projector", "postgres", "load generator", "other processes", "machine busy", "iowait", "CPU µs per request: api + postgres + projector / load generator", "WAL fsyncs / write", "sessions"))
 			p("%s", usageRow(fmt.Sprint(d.Clients), "in-process", *ip))
 		}
+	}
+
+	if t := r.Transfers; t.Service.Throughput > 0 {
+		p("\n## Transfers\n\n`POST /transfers` of 0.01 between two random accounts, closed loop: the checks of both " +
+			"accounts and two single-stream appends (TransferSent, then TransferReceived) per transfer.\n\n")
+		p("%s", header("clients", "tx/s", "p50 ms", "p95 ms", "p99 ms", "errors", "ratio to deposits"))
+		p("| %d | %s | %s | %s | %s | %s | %s |\n\n", t.Clients, num(t.Service.Throughput), num(t.Service.P50),
+			num(t.Service.P95), num(t.Service.P99), errs(t.Service), num(t.RatioToDeposits))
+		p("%s", header("clients", "run", "api", "projector", "postgres", "load generator", "other processes", "machine busy", "iowait", "CPU µs per request: api + postgres + projector / load generator", "WAL fsyncs / write", "sessions"))
+		p("%s", usageRow(fmt.Sprint(t.Clients), "transfers", t.Service))
 	}
 
 	h := r.Hot

@@ -111,6 +111,7 @@ const (
 	ProblemCodeTransferExists       ProblemCode = "transfer_exists"
 	ProblemCodeTransferNotFound     ProblemCode = "transfer_not_found"
 	ProblemCodeUnauthorized         ProblemCode = "unauthorized"
+	ProblemCodeUnavailable          ProblemCode = "unavailable"
 	ProblemCodeValidationFailed     ProblemCode = "validation_failed"
 	ProblemCodeVersionConflict      ProblemCode = "version_conflict"
 )
@@ -163,6 +164,8 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeTransferNotFound:
 		return true
 	case ProblemCodeUnauthorized:
+		return true
+	case ProblemCodeUnavailable:
 		return true
 	case ProblemCodeValidationFailed:
 		return true
@@ -500,7 +503,7 @@ type Problem struct {
 	// `account_closed`, `balance_not_zero`, `idempotency_key_reused`,
 	// `balance_limit_exceeded`, `currency_mismatch`, `destination_not_found`,
 	// `destination_closed`; 429 `rate_limited`; 503 `projection_lagging`,
-	// `timeout`; 500 `internal_error`.
+	// `timeout`, `unavailable`; 500 `internal_error`.
 	Code   ProblemCode `json:"code"`
 	Detail string      `json:"detail"`
 
@@ -523,7 +526,7 @@ type Problem struct {
 // `account_closed`, `balance_not_zero`, `idempotency_key_reused`,
 // `balance_limit_exceeded`, `currency_mismatch`, `destination_not_found`,
 // `destination_closed`; 429 `rate_limited`; 503 `projection_lagging`,
-// `timeout`; 500 `internal_error`.
+// `timeout`, `unavailable`; 500 `internal_error`.
 type ProblemCode string
 
 // Readiness defines model for Readiness.
@@ -1310,7 +1313,8 @@ type ClientInterface interface {
 	// GetReadiness Readiness: the database is reachable and the schema is at the expected migration
 	//
 	// 200 when the event store and the read database answer and each schema is at
-	// the migration this binary expects (not dirty); 503 with the reason otherwise.
+	// the migration this binary expects (not dirty); 503 otherwise, with the reason in
+	// words only (never a host, port or driver message).
 	//
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, params *GetReadinessParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1712,7 +1716,8 @@ func (c *Client) GetOpenAPI(ctx context.Context, params *GetOpenAPIParams, reqEd
 // GetReadiness Readiness: the database is reachable and the schema is at the expected migration
 //
 // 200 when the event store and the read database answer and each schema is at
-// the migration this binary expects (not dirty); 503 with the reason otherwise.
+// the migration this binary expects (not dirty); 503 otherwise, with the reason in
+// words only (never a host, port or driver message).
 //
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, params *GetReadinessParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3276,7 +3281,8 @@ type ClientWithResponsesInterface interface {
 	// GetReadinessWithResponse Readiness: the database is reachable and the schema is at the expected migration
 	//
 	// 200 when the event store and the read database answer and each schema is at
-	// the migration this binary expects (not dirty); 503 with the reason otherwise.
+	// the migration this binary expects (not dirty); 503 otherwise, with the reason in
+	// words only (never a host, port or driver message).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5934,7 +5940,8 @@ func (c *ClientWithResponses) GetOpenAPIWithResponse(ctx context.Context, params
 // GetReadinessWithResponse Readiness: the database is reachable and the schema is at the expected migration
 //
 // 200 when the event store and the read database answer and each schema is at
-// the migration this binary expects (not dirty); 503 with the reason otherwise.
+// the migration this binary expects (not dirty); 503 otherwise, with the reason in
+// words only (never a host, port or driver message).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -18,9 +18,6 @@ var unexposedMetrics = map[string]string{
 	// batches yet (the read side's work). Its panel and alert stay empty
 	// until it does.
 	"projector_batch_failures_total": "planned (DESIGN §5), not yet in internal/projection",
-	// A gauge planned with the transfer saga: the age of the oldest pending
-	// transfer. Until the api exposes it, the alert cannot fire.
-	"bank_transfer_oldest_pending_seconds": "planned with the transfers, not yet in internal/telemetry",
 	// Counted per command on the first lost race: an api serializes the
 	// commands of one account itself, so only two apis racing on one
 	// account produce them, which this test does not stage.

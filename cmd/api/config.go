@@ -38,6 +38,9 @@ type config struct {
 	AuthClockSkew  time.Duration `envconfig:"AUTH_CLOCK_SKEW" default:"30s" desc:"clock skew allowed on a token's exp, nbf and iat"`
 	RateLimit      float64       `envconfig:"RATE_LIMIT" default:"0" desc:"requests per second per principal, over which 429 rate_limited (0: no limit)"`
 	RateLimitBurst int           `envconfig:"RATE_LIMIT_BURST" desc:"requests a principal may send at once before RATE_LIMIT applies (default: 2 x RATE_LIMIT)"`
+
+	// DESIGN §7.
+	TransferRecoveryAfter time.Duration `envconfig:"TRANSFER_RECOVERY_AFTER" default:"5s" desc:"age after which a pending transfer is finished by the recovery loop (one api instance at a time)"`
 }
 
 // Authentication modes (AUTH_MODE).

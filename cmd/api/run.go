@@ -186,6 +186,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	}
 
 	go purgeIdempotencyKeys(ctx, events, cfg.IdempotencyTTL, log)
+	go recoverTransfers(ctx, events, commands, cfg.TransferRecoveryAfter, telemetry.NewTransferMetrics(reg), log)
 	if startProfiling != nil {
 		stop, err := startProfiling(ctx, log)
 		if err != nil {
@@ -260,33 +261,41 @@ func newPool(ctx context.Context, name, url string, maxConns int32) (*pgxpool.Po
 }
 
 // readiness checks both databases: reachable, each schema at the version this
-// binary expects.
+// binary expects. Its errors are *httpapi.NotReadyError: /readyz shows their
+// words, the log their cause (DESIGN §2: never a host, port or driver text).
 func readiness(pool, readPool *pgxpool.Pool) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if err := schemaCurrent(ctx, pool, "event store", store.EventStoreSchema); err != nil {
+		if err := schemaCurrent(ctx, pool, store.EventStoreSchema); err != nil {
 			return err
 		}
-		return schemaCurrent(ctx, readPool, "read model", store.ReadModelSchema)
+		return schemaCurrent(ctx, readPool, store.ReadModelSchema)
 	}
 }
 
-func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, what string, s store.Schema) error {
+func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, s store.Schema) error {
 	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("%s unreachable: %w", what, err)
+		return &httpapi.NotReadyError{Reason: s.Name + " unreachable", Err: err}
 	}
 	var version int64
 	var dirty bool
 	err := pool.QueryRow(ctx, `SELECT version, dirty FROM `+s.Table).Scan(&version, &dirty)
 	if err != nil {
-		return fmt.Errorf("%s schema: %w", what, err)
+		return &httpapi.NotReadyError{Reason: s.Name + " schema version unreadable", Err: err}
 	}
-	if dirty || uint(version) != s.Latest {
-		return fmt.Errorf("%s schema at version %d (dirty %v), want %d", what, version, dirty, s.Latest)
+	switch {
+	case dirty:
+		return &httpapi.NotReadyError{Reason: fmt.Sprintf("%s schema at version %d is dirty (a migration failed halfway), want %d", s.Name, version, s.Latest)}
+	case uint(version) != s.Latest:
+		return &httpapi.NotReadyError{Reason: fmt.Sprintf("%s schema at version %d, want %d", s.Name, version, s.Latest)}
 	}
 	return nil
 }
+
+// purgeBatch is how many idempotency records one DELETE removes: a few
+// milliseconds of work, so no purge transaction holds the projector back.
+const purgeBatch = 1000
 
 func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep time.Duration, log zerolog.Logger) {
 	t := time.NewTicker(time.Hour)
@@ -296,11 +305,14 @@ func purgeIdempotencyKeys(ctx context.Context, events *store.EventStore, keep ti
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			n, err := events.PurgeIdempotencyKeys(ctx, keep)
-			if err != nil && ctx.Err() == nil {
-				log.Warn().Err(err).Msg("purging old idempotency keys failed")
-			} else if n > 0 {
-				log.Info().Int64("deleted", n).Msg("purged old idempotency keys")
+			res, err := events.PurgeIdempotencyKeys(ctx, keep, purgeBatch)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn().Err(err).Int64("deleted", res.Deleted).Msg("purging old idempotency keys failed")
+			case res.Busy:
+				log.Debug().Msg("another api instance is purging old idempotency keys")
+			case res.Deleted > 0:
+				log.Info().Int64("deleted", res.Deleted).Int("batches", res.Batches).Msg("purged old idempotency keys")
 			}
 		}
 	}

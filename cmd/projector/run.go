@@ -171,7 +171,8 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := readiness(r.Context(), cfg, events, read); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": err.Error(), "active": runner.Active()})
+			log.Warn().Err(err).Msg("not ready")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": notReadyReason(err), "active": runner.Active()})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "active": runner.Active()})
@@ -248,7 +249,7 @@ func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, url string, s store.
 	// A ping first: store.SchemaVersion takes no context, so it is only asked
 	// once the database answers, and not waited for beyond ctx.
 	if err := pool.Ping(ctx); err != nil {
-		return fmt.Errorf("%s database unreachable: %w", s.Name, err)
+		return &notReady{reason: s.Name + " unreachable", err: err}
 	}
 	type result struct {
 		version uint
@@ -262,16 +263,43 @@ func schemaCurrent(ctx context.Context, pool *pgxpool.Pool, url string, s store.
 	}()
 	select {
 	case <-ctx.Done():
-		return fmt.Errorf("%s schema version: %w", s.Name, ctx.Err())
+		return &notReady{reason: s.Name + " schema version unreadable", err: ctx.Err()}
 	case r := <-ch:
 		switch {
 		case r.err != nil:
-			return fmt.Errorf("%s schema version: %w", s.Name, r.err)
-		case r.dirty || r.version != s.Latest:
-			return fmt.Errorf("%s schema at version %d (dirty %v), want %d", s.Name, r.version, r.dirty, s.Latest)
+			return &notReady{reason: s.Name + " schema version unreadable", err: r.err}
+		case r.dirty:
+			return &notReady{reason: fmt.Sprintf("%s schema at version %d is dirty (a migration failed halfway), want %d", s.Name, r.version, s.Latest)}
+		case r.version != s.Latest:
+			return &notReady{reason: fmt.Sprintf("%s schema at version %d, want %d", s.Name, r.version, s.Latest)}
 		}
 		return nil
 	}
+}
+
+// notReady is a readiness failure: reason is what /readyz shows, in words;
+// err, which may name the database's host, port or user, is only logged
+// (DESIGN §2).
+type notReady struct {
+	reason string
+	err    error
+}
+
+func (e *notReady) Error() string {
+	if e.err == nil {
+		return e.reason
+	}
+	return e.reason + ": " + e.err.Error()
+}
+
+func (e *notReady) Unwrap() error { return e.err }
+
+func notReadyReason(err error) string {
+	var nr *notReady
+	if errors.As(err, &nr) {
+		return nr.reason
+	}
+	return "not ready"
 }
 
 // verify compares the read tables with a fold of the event store and prints

@@ -96,14 +96,15 @@ type EventStore interface {
 	LookupResponse(ctx context.Context, scope IdempotencyScope) (*StoredResponse, error)
 
 	// BeginTransfer appends step 1 of a transfer (the source's TransferSent)
-	// and records the saga as pending, in one statement. Errors:
+	// and records the saga as pending, in one statement, and returns when the
+	// saga was created. Errors:
 	// ErrVersionTaken, ErrTransferExists (then nothing was appended).
-	BeginTransfer(ctx context.Context, a Append, saga TransferSaga) error
+	BeginTransfer(ctx context.Context, a Append, saga TransferSaga) (createdAt time.Time, err error)
 	// FinishTransfer appends step 2 or 3 and marks the saga completed or
 	// returned, in one statement, only while the saga is still pending:
 	// applied is false, and nothing appended, when another process finished it
-	// first. Errors: ErrVersionTaken.
-	FinishTransfer(ctx context.Context, a Append, id uuid.UUID, status TransferStatus, reason string) (applied bool, err error)
+	// first. finishedAt is when the saga finished. Errors: ErrVersionTaken.
+	FinishTransfer(ctx context.Context, a Append, id uuid.UUID, status TransferStatus, reason string) (finishedAt time.Time, applied bool, err error)
 	// Transfer returns the saga with id. Errors: ErrTransferNotFound.
 	Transfer(ctx context.Context, id uuid.UUID) (TransferSaga, error)
 	// PendingTransfers returns up to limit sagas pending for longer than

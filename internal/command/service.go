@@ -40,8 +40,12 @@ type Config struct {
 	// CacheSize is how many accounts' states the service keeps in memory
 	// between commands, sparing their loads (0: 100,000; negative: none).
 	CacheSize int
-	Now       func() time.Time
-	Observer  Observer
+	// LockWait bounds how long a command waits for the commands queued
+	// before it on the same account in this process (0: 5 s). The request's
+	// deadline, when sooner, bounds it too.
+	LockWait time.Duration
+	Now      func() time.Time
+	Observer Observer
 }
 
 // Service runs the account commands.
@@ -59,7 +63,7 @@ type Service struct {
 func NewService(store EventStore, cfg Config) *Service {
 	s := &Service{
 		store: store, defaultCurrency: cfg.DefaultCurrency, maxAttempts: cfg.MaxAttempts,
-		now: cfg.Now, obs: cfg.Observer, locks: newStreamLocks(),
+		now: cfg.Now, obs: cfg.Observer, locks: newStreamLocks(cfg.LockWait),
 	}
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = 100_000

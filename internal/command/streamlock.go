@@ -2,7 +2,9 @@ package command
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -18,7 +20,8 @@ import (
 // hashed stripes they sometimes did, and in a closed loop most clients then
 // piled up behind the doubled queue.) Waiters are served in arrival order.
 type streamLocks struct {
-	shards [64]lockShard
+	shards  [64]lockShard
+	maxWait time.Duration
 }
 
 type lockShard struct {
@@ -34,15 +37,28 @@ type streamQueue struct {
 	users int
 }
 
-func newStreamLocks() *streamLocks {
-	l := &streamLocks{}
+// defaultLockWait is the longest a command queues behind others on one
+// account. A request without a deadline, behind a holder stuck on a
+// database that does not answer, would otherwise wait as long as that holder.
+const defaultLockWait = 5 * time.Second
+
+// errLockWait is returned when a command gave up its place in an account's
+// queue: it changed nothing and may be retried, as for a lost append race.
+var errLockWait = fmt.Errorf("%w: the account's other commands took too long", ErrConcurrencyConflict)
+
+func newStreamLocks(maxWait time.Duration) *streamLocks {
+	if maxWait <= 0 {
+		maxWait = defaultLockWait
+	}
+	l := &streamLocks{maxWait: maxWait}
 	for i := range l.shards {
 		l.shards[i].streams = map[uuid.UUID]*streamQueue{}
 	}
 	return l
 }
 
-// lock waits for id's turn, or for ctx to end.
+// lock waits for id's turn, at most maxWait (errLockWait) and not beyond ctx
+// (its error).
 func (l *streamLocks) lock(ctx context.Context, id uuid.UUID) (unlock func(), err error) {
 	// A UUID's bytes are already uniformly spread; the last one picks the shard.
 	sh := &l.shards[int(id[15])%len(l.shards)]
@@ -68,8 +84,21 @@ func (l *streamLocks) lock(ctx context.Context, id uuid.UUID) (unlock func(), er
 			<-q.token
 			leave()
 		}, nil
+	default:
+	}
+	timer := time.NewTimer(l.maxWait)
+	defer timer.Stop()
+	select {
+	case q.token <- struct{}{}:
+		return func() {
+			<-q.token
+			leave()
+		}, nil
 	case <-ctx.Done():
 		leave()
 		return nil, ctx.Err()
+	case <-timer.C:
+		leave()
+		return nil, errLockWait
 	}
 }

@@ -94,7 +94,10 @@ func (s *Service) transfer(ctx context.Context, cmd Transfer, opts Options) (Tra
 		step1.Idempotency = &onlyRejections
 	}
 	step1.eventIDs = []uuid.UUID{stepEventID(id, domain.TypeTransferSent)}
-	step1.appendWith = func(ctx context.Context, ap Append) error { return s.store.BeginTransfer(ctx, ap, saga) }
+	step1.appendWith = func(ctx context.Context, ap Append) (err error) {
+		saga.CreatedAt, err = s.store.BeginTransfer(ctx, ap, saga)
+		return err
+	}
 	res, err := s.execute(ctx, "transfer_send", cmd.From, step1, func(src *domain.Account) error {
 		if err := checkSource(src); err != nil {
 			return err
@@ -217,9 +220,12 @@ func (s *Service) finishTransfer(ctx context.Context, saga TransferSaga, meta Me
 	now := s.now()
 	finish := func(status TransferStatus, reason string) func(ctx context.Context, ap Append) error {
 		return func(ctx context.Context, ap Append) error {
-			applied, err := s.store.FinishTransfer(ctx, ap, saga.ID, status, reason)
+			finishedAt, applied, err := s.store.FinishTransfer(ctx, ap, saga.ID, status, reason)
 			if err == nil && !applied {
 				return errStepTaken
+			}
+			if applied {
+				saga.Status, saga.Reason, saga.FinishedAt = status, reason, finishedAt
 			}
 			return err
 		}
@@ -238,10 +244,12 @@ func (s *Service) finishTransfer(ctx context.Context, saga TransferSaga, meta Me
 		_, err := s.execute(ctx, "transfer_return", saga.From, ret, func(src *domain.Account) error {
 			return src.ReturnTransfer(saga.ID, saga.To, saga.AmountMinor, cur, reason, now)
 		})
-		if err != nil && !errors.Is(err, errStepTaken) {
-			return saga, err
-		}
-	} else if refused != nil && !errors.Is(refused, errStepTaken) {
+		refused = err
+	}
+	switch {
+	case refused == nil && saga.Status != TransferPending:
+		return saga, nil // this process did the last step: nothing to read back
+	case refused != nil && !errors.Is(refused, errStepTaken):
 		return saga, refused
 	}
 	return s.store.Transfer(ctx, saga.ID)

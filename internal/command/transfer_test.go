@@ -36,6 +36,11 @@ func TestTransferCompletes(t *testing.T) {
 	if err != nil || res.Transfer.Status != command.TransferCompleted || res.Transfer.FinishedAt.IsZero() {
 		t.Fatalf("transfer = %+v, %v; want completed", res.Transfer, err)
 	}
+	stored, err := es.Transfer(context.Background(), res.Transfer.ID)
+	if err != nil || !stored.CreatedAt.Equal(res.Transfer.CreatedAt) || !stored.FinishedAt.Equal(res.Transfer.FinishedAt) ||
+		stored.CreatedAt.IsZero() || stored.FinishedAt.Before(stored.CreatedAt) {
+		t.Errorf("answered %v..%v, stored %v..%v (%v): want the stored times", res.Transfer.CreatedAt, res.Transfer.FinishedAt, stored.CreatedAt, stored.FinishedAt, err)
+	}
 	if b := balance(t, es, from); b != 7450 {
 		t.Errorf("source balance %d, want 7450", b)
 	}
@@ -167,12 +172,12 @@ type closingStore struct {
 	close func(id uuid.UUID)
 }
 
-func (c closingStore) BeginTransfer(ctx context.Context, ap command.Append, saga command.TransferSaga) error {
-	if err := c.EventStore.BeginTransfer(ctx, ap, saga); err != nil {
-		return err
+func (c closingStore) BeginTransfer(ctx context.Context, ap command.Append, saga command.TransferSaga) (time.Time, error) {
+	at, err := c.EventStore.BeginTransfer(ctx, ap, saga)
+	if err == nil {
+		c.close(saga.To)
 	}
-	c.close(saga.To)
-	return nil
+	return at, err
 }
 
 func TestTransferToAnAccountClosedMeanwhileIsReturned(t *testing.T) {
@@ -202,8 +207,8 @@ func TestTransferToAnAccountClosedMeanwhileIsReturned(t *testing.T) {
 // between steps.
 type dyingStore struct{ *store.EventStore }
 
-func (dyingStore) FinishTransfer(context.Context, command.Append, uuid.UUID, command.TransferStatus, string) (bool, error) {
-	return false, errors.New("the process died")
+func (dyingStore) FinishTransfer(context.Context, command.Append, uuid.UUID, command.TransferStatus, string) (time.Time, bool, error) {
+	return time.Time{}, false, errors.New("the process died")
 }
 
 func TestRecoveryFinishesWhatADeadProcessLeftPending(t *testing.T) {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -237,28 +235,3 @@ func (a *Account) UpdatedAt() time.Time { return a.updatedAt }
 
 // ClosedAt returns when the account was closed, or the zero time.
 func (a *Account) ClosedAt() time.Time { return a.closedAt }
-
-// ValidateOwnerID checks an owner id: 1-128 characters, not blank, no control characters.
-func ValidateOwnerID(s string) error {
-	switch {
-	case strings.TrimSpace(s) == "":
-		return fmt.Errorf("%w: owner_id must not be blank", ErrInvalid)
-	case utf8.RuneCountInString(s) > MaxOwnerIDLen:
-		return fmt.Errorf("%w: owner_id is longer than %d characters", ErrInvalid, MaxOwnerIDLen)
-	}
-	return ValidateText(s, MaxOwnerIDLen)
-}
-
-// ValidateText checks free text: valid UTF-8, at most max characters, no control characters.
-func ValidateText(s string, max int) error {
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: text is not valid UTF-8", ErrInvalid)
-	}
-	if utf8.RuneCountInString(s) > max {
-		return fmt.Errorf("%w: text is longer than %d characters", ErrInvalid, max)
-	}
-	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return fmt.Errorf("%w: text must not contain control characters", ErrInvalid)
-	}
-	return nil
-}

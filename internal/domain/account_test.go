@@ -630,32 +630,3 @@ func TestAccessors(t *testing.T) {
 		t.Errorf("Currency().Digits() = %d, want 3 (Apply must look the currency up)", got.Currency.Digits())
 	}
 }
-
-func TestValidateText(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in    string
-		max   int
-		valid bool
-	}{
-		{"", 10, true},
-		{"hello", 5, true},
-		{"hello!", 5, false},
-		{"héllo", 5, true},
-		{"\u2028", 5, true}, // a separator, not a control character
-		{"a\u0000", 5, false},
-		{"a\u001f", 5, false},
-		{"a\u007f", 5, false},
-		{"a\u009f", 5, false},
-		{"\xed\xa0\x80", 5, false}, // a surrogate, not UTF-8
-	}
-	for _, tc := range tests {
-		err := domain.ValidateText(tc.in, tc.max)
-		if tc.valid && err != nil {
-			t.Errorf("ValidateText(%q, %d) = %v, want nil", tc.in, tc.max, err)
-		}
-		if !tc.valid && !errors.Is(err, domain.ErrInvalid) {
-			t.Errorf("ValidateText(%q, %d) = %v, want ErrInvalid", tc.in, tc.max, err)
-		}
-	}
-}

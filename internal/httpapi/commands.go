@@ -145,9 +145,9 @@ func (h *handler) openAccount(w http.ResponseWriter, r *http.Request) {
 		// A principal opens accounts for itself: no owner_id means its sub.
 		OwnerID:        body.String("owner_id", p.IsAdmin()),
 		Currency:       body.String("currency", false),
-		InitialDeposit: body.String("initial_deposit", false),
+		InitialDeposit: body.Optional("initial_deposit"),
 	}
-	if raw := body.String("id", false); raw != "" {
+	if raw := body.Optional("id"); raw != "" {
 		id, perr := uuid.Parse(raw)
 		if perr != nil || len(raw) != 36 {
 			body.verr.Add("id", fmt.Errorf("%w: id must be a UUID", domain.ErrInvalid))

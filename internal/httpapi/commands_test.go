@@ -21,6 +21,7 @@ import (
 
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/httpapi"
 	"github.com/evbank/bank/internal/store"
 )
 
@@ -337,36 +338,40 @@ func TestCommandErrorTable(t *testing.T) {
 
 // TestConcurrencyConflict runs two API processes with no retries against one
 // account at once: a lost race is 409 concurrency_conflict with Retry-After,
-// changes nothing, and is safe to retry.
+// changes nothing, and is safe to retry. The two loads are paired (each
+// waits for the other), so both decide on the same version and one append
+// must lose, however the machine schedules them.
 func TestConcurrencyConflict(t *testing.T) {
 	t.Parallel()
 	a := newTestAPI(t)
-	noRetry := command.Config{DefaultCurrency: domain.MustCurrency("USD"), MaxAttempts: 1}
-	procs := []*testAPI{a.sibling(a.withCommands(noRetry)), a.sibling(a.withCommands(noRetry))}
+	paired := &pairedLoads{EventStore: a.events}
+	noRetry := command.Config{DefaultCurrency: domain.MustCurrency("USD"), MaxAttempts: 1, CacheSize: -1}
+	procs := make([]*testAPI, 2)
+	for i := range procs {
+		procs[i] = a.sibling(func(d *httpapi.Deps) { d.Commands = command.NewService(paired, noRetry) })
+	}
 	id := mustOpen(t, a, map[string]any{"owner_id": "hot"})["id"].(string)
 
 	var ok, conflicts int
-	for round := 0; round < 20 && conflicts == 0; round++ {
-		results := race(t, 40, func(i int) (response, error) {
-			return procs[i%2].try("POST", "/accounts/"+id+"/deposit", map[string]any{"amount": "1.00"})
-		})
-		for _, r := range results {
-			switch r.StatusCode {
-			case http.StatusOK:
-				ok++
-			case http.StatusConflict:
-				conflicts++
-				expectProblem(t, r, 409, "concurrency_conflict", "")
-				if ra := r.Header.Get("Retry-After"); ra == "" {
-					t.Errorf("409 concurrency_conflict without Retry-After")
-				}
-			default:
-				t.Fatalf("deposit: %d %s", r.StatusCode, r.Body)
+	results := race(t, 2, func(i int) (response, error) {
+		return procs[i].try("POST", "/accounts/"+id+"/deposit", map[string]any{"amount": "1.00"})
+	})
+	for _, r := range results {
+		switch r.StatusCode {
+		case http.StatusOK:
+			ok++
+		case http.StatusConflict:
+			conflicts++
+			expectProblem(t, r, 409, "concurrency_conflict", "")
+			if ra := r.Header.Get("Retry-After"); ra == "" {
+				t.Errorf("409 concurrency_conflict without Retry-After")
 			}
+		default:
+			t.Fatalf("deposit: %d %s", r.StatusCode, r.Body)
 		}
 	}
-	if conflicts == 0 {
-		t.Fatal("no concurrency conflict in 20 rounds of racing appends")
+	if ok != 1 || conflicts != 1 {
+		t.Fatalf("two deposits decided on one version: %d ok, %d conflicts; want 1 and 1", ok, conflicts)
 	}
 	trail := auditTrail(t, a, id)
 	if len(trail) != 1+ok {
@@ -651,6 +656,33 @@ func TestConcurrentWithdrawals(t *testing.T) {
 }
 
 // race runs n calls at once (released together) and returns their responses.
+// pairedLoads is the real store whose loads wait for each other in pairs
+// (up to a few seconds), so that two commands decide on the same version.
+type pairedLoads struct {
+	*store.EventStore
+	mu      sync.Mutex
+	waiting chan struct{}
+}
+
+func (p *pairedLoads) Load(ctx context.Context, id uuid.UUID) (*domain.Account, error) {
+	a, err := p.EventStore.Load(ctx, id)
+	p.mu.Lock()
+	if p.waiting == nil {
+		ch := make(chan struct{})
+		p.waiting = ch
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+		}
+		return a, err
+	}
+	close(p.waiting)
+	p.waiting = nil
+	p.mu.Unlock()
+	return a, err
+}
+
 func race(t *testing.T, n int, call func(i int) (response, error)) []response {
 	t.Helper()
 	results := make([]response, n)

@@ -10,6 +10,8 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/evbank/bank/internal/domain"
 )
@@ -49,7 +51,10 @@ func readBody(r *http.Request, emptyOK bool, allowed ...string) (*requestBody, e
 		return nil, malformed("the body must be a JSON object")
 	}
 	if ct := r.Header.Get("Content-Type"); !isJSONContentType(ct) {
-		return nil, malformed(fmt.Sprintf("Content-Type must be application/json, not %q", ct))
+		return nil, malformed(fmt.Sprintf("Content-Type must be application/json (charset=utf-8 at most), not %q", truncate(ct, 100)))
+	}
+	if err := checkStrict(raw); err != nil {
+		return nil, err
 	}
 	var value any
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -67,7 +72,7 @@ func readBody(r *http.Request, emptyOK bool, allowed ...string) (*requestBody, e
 	b := &requestBody{fields: make(map[string]json.RawMessage, len(obj))}
 	for k, v := range obj {
 		if !containsString(allowed, k) {
-			return nil, malformed(fmt.Sprintf("unknown field %q", k))
+			return nil, malformed(fmt.Sprintf("unknown field %q", truncate(k, 100)))
 		}
 		enc, _ := json.Marshal(v) // values decoded from JSON always re-encode
 		b.fields[k] = enc
@@ -76,12 +81,159 @@ func readBody(r *http.Request, emptyOK bool, allowed ...string) (*requestBody, e
 	return b, nil
 }
 
+// isJSONContentType accepts application/json with at most charset=utf-8: the
+// body is read as UTF-8 JSON and nothing else, so a type or charset that says
+// otherwise (problem+json, latin1) would make two readers disagree.
 func isJSONContentType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
 		return false
 	}
-	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+	for name, value := range params {
+		if name != "charset" || !strings.EqualFold(value, "utf-8") {
+			return false
+		}
+	}
+	return true
+}
+
+// checkStrict refuses what encoding/json would quietly accept and change:
+// invalid UTF-8 (it substitutes U+FFFD), an escaped lone surrogate (also
+// U+FFFD) and a repeated object key (the last one wins), anywhere in the body.
+// Each of those lets two JSON parsers read one body two ways. Syntax errors are
+// left to the decoder, which reports them the same way.
+func checkStrict(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return malformed("the body is not valid UTF-8")
+	}
+	if err := checkSurrogates(raw); err != nil {
+		return err
+	}
+	return checkDuplicateKeys(raw)
+}
+
+// checkSurrogates walks the string literals of raw and refuses a \u escape of
+// a surrogate that is not half of a high-low pair.
+func checkSurrogates(raw []byte) error {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if !inString {
+			inString = c == '"'
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 >= len(raw) {
+				return nil // truncated: the decoder reports it
+			}
+			if raw[i+1] != 'u' {
+				i++ // the escaped character, which may be a quote
+				continue
+			}
+			r, ok := hex4(raw, i+2)
+			if !ok {
+				return nil // not a valid escape: the decoder reports it
+			}
+			i += 5
+			switch {
+			case utf16.IsSurrogate(r) && r >= 0xDC00:
+				return malformed("the body has an unpaired UTF-16 surrogate escape")
+			case utf16.IsSurrogate(r):
+				low, ok := rune(0), false
+				if i+2 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+					low, ok = hex4(raw, i+3)
+				}
+				if !ok || low < 0xDC00 || low > 0xDFFF {
+					return malformed("the body has an unpaired UTF-16 surrogate escape")
+				}
+				i += 6
+			}
+		}
+	}
+	return nil
+}
+
+// hex4 reads the four hex digits of a \u escape starting at raw[at].
+func hex4(raw []byte, at int) (rune, bool) {
+	if at+4 > len(raw) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range raw[at : at+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// checkDuplicateKeys walks raw token by token and refuses an object that names
+// a key twice, at any depth. Keys are compared decoded, so "a" and "\u0061"
+// are the same key, as they are to every JSON reader.
+func checkDuplicateKeys(raw []byte) error {
+	type frame struct {
+		keys      map[string]struct{} // nil for an array
+		expectKey bool
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // end, or a syntax error the decoder reports
+		}
+		top := len(stack) - 1
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, frame{keys: map[string]struct{}{}, expectKey: true})
+			case '[':
+				stack = append(stack, frame{})
+			default:
+				stack = stack[:top]
+				if top > 0 && stack[top-1].keys != nil {
+					stack[top-1].expectKey = true
+				}
+			}
+			continue
+		case string:
+			if top >= 0 && stack[top].keys != nil && stack[top].expectKey {
+				if _, dup := stack[top].keys[t]; dup {
+					return malformed(fmt.Sprintf("the body names the key %q twice", truncate(t, 100)))
+				}
+				stack[top].keys[t] = struct{}{}
+				stack[top].expectKey = false
+				continue
+			}
+		}
+		// A scalar value: the object it sits in expects a key next.
+		if top >= 0 && stack[top].keys != nil {
+			stack[top].expectKey = true
+		}
+	}
+}
+
+// truncate keeps client text quoted in a problem detail short.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 func containsString(list []string, s string) bool {
@@ -107,6 +259,21 @@ func (b *requestBody) String(name string, required bool) string {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		b.verr.Add(name, fmt.Errorf("%w: %s must be a string", domain.ErrInvalid, name))
 		return ""
+	}
+	return s
+}
+
+// Optional returns optional field name as a string, "" when absent or null. An
+// empty string is refused: for an id or an amount it would otherwise read as
+// "not sent", and a client that sent one meant something else.
+func (b *requestBody) Optional(name string) string {
+	raw, present := b.fields[name]
+	if !present || string(raw) == "null" {
+		return ""
+	}
+	s := b.String(name, false)
+	if s == "" && string(raw) == `""` {
+		b.verr.Add(name, fmt.Errorf("%w: %s must not be empty; leave it out instead", domain.ErrInvalid, name))
 	}
 	return s
 }

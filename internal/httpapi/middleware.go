@@ -51,6 +51,9 @@ type HTTPObserver interface {
 
 // accessLog logs each request once it is done and reports it to obs, by route
 // pattern (not raw path) so that account ids do not explode label cardinality.
+// Nothing a client sends becomes a label or an unbounded log field: an unknown
+// method or an unmatched path is "other" (DESIGN §6), and the logged path is
+// cut short.
 func accessLog(obs HTTPObserver) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,14 +63,15 @@ func accessLog(obs HTTPObserver) func(http.Handler) http.Handler {
 			d := time.Since(start)
 			route := chi.RouteContext(r.Context()).RoutePattern()
 			if route == "" {
-				route = "unmatched"
+				route = otherLabel
 			}
+			method := knownMethod(r.Method)
 			status := ww.Status()
 			if status == 0 {
 				status = http.StatusOK
 			}
 			if obs != nil {
-				obs.RequestFinished(route, r.Method, status, d)
+				obs.RequestFinished(route, method, status, d)
 			}
 			ev := zerolog.Ctx(r.Context()).Info()
 			if status >= 500 {
@@ -75,10 +79,29 @@ func accessLog(obs HTTPObserver) func(http.Handler) http.Handler {
 			} else if route == "/healthz" || route == "/readyz" || route == "/metrics" {
 				ev = zerolog.Ctx(r.Context()).Debug()
 			}
-			ev.Str("method", r.Method).Str("path", r.URL.Path).Str("route", route).
+			ev.Str("method", method).Str("path", truncate(r.URL.Path, maxLoggedPath)).Str("route", route).
 				Int("status", status).Int("bytes", ww.BytesWritten()).Dur("duration", d).Msg("request")
 		})
 	}
+}
+
+// otherLabel stands for any method or route the service does not know, in
+// metrics and logs alike.
+const otherLabel = "other"
+
+// maxLoggedPath bounds the path written to the access log: a request line can
+// be as long as the header limit, and each log line would carry all of it.
+const maxLoggedPath = 256
+
+// knownMethod returns m when it is one of the methods HTTP defines, else
+// otherLabel: a method is any token a client likes to send.
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return otherLabel
 }
 
 // recoverer turns a panic into a logged 500 problem instead of a dropped connection.

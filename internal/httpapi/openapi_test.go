@@ -55,6 +55,7 @@ var problemStatus = map[string]int{
 	"destination_closed":     422,
 	"projection_lagging":     503,
 	"timeout":                503,
+	"unavailable":            503,
 	"internal_error":         500,
 }
 
@@ -540,7 +541,9 @@ func TestOperationalEndpoints(t *testing.T) {
 	}
 
 	down := newTestAPI(t, func(d *httpapi.Deps) {
-		d.Ready = func(context.Context) error { return errors.New("schema is at version 1, want 2") }
+		d.Ready = func(context.Context) error {
+			return &httpapi.NotReadyError{Reason: "schema is at version 1, want 2", Err: errors.New("detail for the log")}
+		}
 	})
 	r = down.do("GET", "/readyz", nil)
 	if m := r.JSON(t); r.StatusCode != 503 || m["status"] != "unavailable" || m["reason"] != "schema is at version 1, want 2" {

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/query"
 	"github.com/evbank/bank/internal/store"
@@ -37,6 +38,10 @@ const statusClientClosedRequest = 499
 // problemTypeBase prefixes each code to form the problem's type URI; the codes
 // are documented in openapi.yaml.
 const problemTypeBase = "urn:problem-type:bank:"
+
+// unavailableRetryAfter is the Retry-After of 503 unavailable, in seconds: a
+// restart or failover of PostgreSQL takes seconds, not one.
+const unavailableRetryAfter = "5"
 
 func newProblem(status int, code, detail string) *Problem {
 	title := http.StatusText(status)
@@ -70,6 +75,11 @@ func problemFor(err error) *Problem {
 	)
 	switch {
 	case errors.As(err, &p):
+		return p
+	case errors.Is(err, dberr.ErrUnavailable):
+		// The database's address and the driver's words stay in the log.
+		p := newProblem(http.StatusServiceUnavailable, "unavailable", "the database cannot be reached; retry later (a command may have been applied: retry it with the same Idempotency-Key)")
+		p.retryAfter = unavailableRetryAfter
 		return p
 	case errors.As(err, &stored):
 		// A stored event that cannot be read is the server's failure, even when

@@ -4,6 +4,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/evbank/bank/internal/apidocs"
 	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/query"
 	"github.com/evbank/bank/internal/store"
@@ -143,7 +145,11 @@ func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 			writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
 			return
 		}
-		p := newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "this path does not accept "+r.Method)
+		detail := "this path does not accept " + r.Method
+		if knownMethod(r.Method) == otherLabel {
+			detail = "this path does not accept this method" // which may be 60 KB long
+		}
+		p := newProblem(http.StatusMethodNotAllowed, "method_not_allowed", detail)
 		p.allow = strings.Join(allowed, ", ")
 		writeProblem(w, r, p)
 	}
@@ -153,9 +159,40 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	if h.ready != nil {
 		if err := h.ready(r.Context()); err != nil {
 			zerolog.Ctx(r.Context()).Warn().Err(err).Msg("not ready")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": notReadyReason(err)})
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// NotReadyError is what Deps.Ready returns when the service cannot serve:
+// Reason says what is wrong in words a client may read ("event store
+// unreachable"); Err, which may name hosts, ports or users, is only logged.
+type NotReadyError struct {
+	Reason string
+	Err    error
+}
+
+func (e *NotReadyError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+func (e *NotReadyError) Unwrap() error { return e.Err }
+
+// notReadyReason words a readiness failure for /readyz (DESIGN §2): never a
+// connection string, host, port or driver message.
+func notReadyReason(err error) string {
+	var nr *NotReadyError
+	switch {
+	case errors.As(err, &nr):
+		return nr.Reason
+	case dberr.IsUnavailable(err):
+		return "database unreachable"
+	default:
+		return "not ready"
+	}
 }

@@ -280,3 +280,31 @@ func randomSuffix() string {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b)
 }
+
+// StoppableServer starts a private PostgreSQL server for one test, migrates its
+// "postgres" database (event store and read model) and returns that database's
+// URL and a stop function, for tests of what the service does when its
+// database goes away. The shared server of Main cannot be stopped for that.
+// The server is stopped, if still running, when the test ends.
+func StoppableServer(t testing.TB) (url string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := pgserver.Start(ctx, pgserver.Options{})
+	if err != nil {
+		t.Fatalf("pgtest: start a private server: %v", err)
+	}
+	stop = func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("pgtest: stop the private server: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	url = srv.URL("postgres")
+	for _, s := range []store.Schema{store.EventStoreSchema, store.ReadModelSchema} {
+		if err := store.Migrate(url, s); err != nil {
+			t.Fatalf("pgtest: private server: %v", err)
+		}
+	}
+	return url, stop
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
 )
 
@@ -56,7 +57,8 @@ func scanAccount(row pgx.Row) (Account, error) {
 
 // GetAccount returns the account as account_balances holds it. Errors:
 // domain.ErrAccountNotFound when the projection has no such account.
-func (s *Store) GetAccount(ctx context.Context, id uuid.UUID) (Account, error) {
+func (s *Store) GetAccount(ctx context.Context, id uuid.UUID) (_ Account, err error) {
+	defer dberr.Mark(&err)
 	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountColumns+` FROM account_balances WHERE account_id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, domain.ErrAccountNotFound
@@ -81,7 +83,8 @@ type AccountFilter struct {
 
 // ListAccounts returns a page of accounts in account id order. Errors: only
 // database errors.
-func (s *Store) ListAccounts(ctx context.Context, f AccountFilter) (Page[Account], error) {
+func (s *Store) ListAccounts(ctx context.Context, f AccountFilter) (_ Page[Account], err error) {
+	defer dberr.Mark(&err)
 	var (
 		where []string
 		args  []any
@@ -137,7 +140,8 @@ func (s *Store) ListAccounts(ctx context.Context, f AccountFilter) (Page[Account
 // owner, unless "", restricts the answer to an account of that owner.
 // Errors: domain.ErrAccountNotFound when account_balances has no such account
 // (of that owner).
-func (s *Store) Transactions(ctx context.Context, id uuid.UUID, owner string, limit, before int) (Page[Transaction], error) {
+func (s *Store) Transactions(ctx context.Context, id uuid.UUID, owner string, limit, before int) (_ Page[Transaction], err error) {
+	defer dberr.Mark(&err)
 	if before <= 0 {
 		before = math.MaxInt32
 	}
@@ -208,7 +212,8 @@ ORDER BY t.version DESC`, id, before, limit+1, owner)
 // none. owner, unless "", restricts the answer to an account of that owner.
 // Errors: domain.ErrAccountNotFound when account_balances has no such account
 // (of that owner).
-func (s *Store) DailySummaries(ctx context.Context, id uuid.UUID, owner string, from, to time.Time) ([]DailySummary, error) {
+func (s *Store) DailySummaries(ctx context.Context, id uuid.UUID, owner string, from, to time.Time) (_ []DailySummary, err error) {
+	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
 SELECT a.currency, d.day, d.deposits_count, d.deposits_total_minor, d.withdrawals_count,
        d.withdrawals_total_minor, d.closing_balance_minor
@@ -273,7 +278,8 @@ func utcDate(t time.Time) time.Time {
 // Summary counts the accounts by status and totals the balances per currency,
 // in currency order, from one snapshot of account_balances. Totals are summed
 // as numeric and printed from its decimal form, exact whatever their size.
-func (s *Store) Summary(ctx context.Context) (Summary, error) {
+func (s *Store) Summary(ctx context.Context) (_ Summary, err error) {
+	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
 SELECT currency,
        count(*),

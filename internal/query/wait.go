@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/evbank/bank/internal/dberr"
 )
 
 // ErrProjectionLagging is matched (errors.Is) by a *LaggingError: the
@@ -42,7 +44,8 @@ const (
 // version or later, polling for at most maxWait. Errors: a *LaggingError
 // (ErrProjectionLagging) when the time is up, ctx's error when it ends first,
 // database errors.
-func (s *Store) WaitForVersion(ctx context.Context, id uuid.UUID, version int, maxWait time.Duration) error {
+func (s *Store) WaitForVersion(ctx context.Context, id uuid.UUID, version int, maxWait time.Duration) (err error) {
+	defer dberr.Mark(&err)
 	start := time.Now()
 	deadline := start.Add(maxWait)
 	interval := minPoll

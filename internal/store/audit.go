@@ -8,13 +8,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
 )
 
 // ReadStream returns up to limit events of stream id after afterVersion, in
 // version order, each upcast to the current shape. An unreadable event is an
 // *UpcastError naming its position.
-func (s *EventStore) ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) ([]RecordedEvent, error) {
+func (s *EventStore) ReadStream(ctx context.Context, id uuid.UUID, afterVersion, limit int) (_ []RecordedEvent, err error) {
+	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
 SELECT global_position, transaction_id::text::bigint, version, event_id, event_type, schema_version, data, metadata, recorded_at
 FROM events WHERE stream_id = $1 AND version > $2
@@ -50,6 +52,7 @@ ORDER BY version LIMIT $3`, id, afterVersion, limit)
 // ownership check needs, in one round trip. A stream that does not exist is
 // domain.ErrAccountNotFound.
 func (s *EventStore) StreamHead(ctx context.Context, id uuid.UUID) (owner string, version int, err error) {
+	defer dberr.Mark(&err)
 	r := RecordedEvent{StreamID: id, Version: 1}
 	var (
 		raw           []byte

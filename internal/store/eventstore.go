@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
 )
 
@@ -102,14 +103,16 @@ func Decode(r *RecordedEvent, raw []byte, uc domain.UpcastContext) error {
 // Load implements command.EventStore: the latest snapshot of the current state
 // version, then the events after it. Plain statements, no transaction: reading
 // takes no transaction id, which the tailing reader's ordering relies on.
-func (s *EventStore) Load(ctx context.Context, id uuid.UUID) (*domain.Account, error) {
+func (s *EventStore) Load(ctx context.Context, id uuid.UUID) (_ *domain.Account, err error) {
+	defer dberr.Mark(&err)
 	return s.load(ctx, id, time.Time{})
 }
 
 // LoadAsOf folds the stream of id up to the events recorded at or before asOf,
 // using a snapshot only when its last event is that old. It returns
 // domain.ErrAccountNotFound when the account did not exist yet.
-func (s *EventStore) LoadAsOf(ctx context.Context, id uuid.UUID, asOf time.Time) (*domain.Account, error) {
+func (s *EventStore) LoadAsOf(ctx context.Context, id uuid.UUID, asOf time.Time) (_ *domain.Account, err error) {
+	defer dberr.Mark(&err)
 	a, err := s.load(ctx, id, asOf)
 	if err != nil {
 		return nil, err
@@ -281,7 +284,8 @@ func buildAppendSQL(nEvents int, keep bool) string {
 }
 
 // Append implements command.EventStore.
-func (s *EventStore) Append(ctx context.Context, ap command.Append) error {
+func (s *EventStore) Append(ctx context.Context, ap command.Append) (err error) {
+	defer dberr.Mark(&err)
 	events := ap.Account.Uncommitted()
 	keep := ap.Idempotency != nil && ap.Response != nil
 	if len(events) == 0 && !keep {
@@ -370,7 +374,8 @@ func (s *EventStore) maybeSnapshot(ctx context.Context, a *domain.Account, befor
 
 // SaveSnapshot stores st as the snapshot of its stream at st.Version. The
 // snapshot's recorded_at is that of its last event, read from the store.
-func (s *EventStore) SaveSnapshot(ctx context.Context, st domain.AccountState) error {
+func (s *EventStore) SaveSnapshot(ctx context.Context, st domain.AccountState) (err error) {
+	defer dberr.Mark(&err)
 	state, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -383,12 +388,13 @@ ON CONFLICT DO NOTHING`, pgUUID(st.ID), st.Version, domain.SnapshotStateVersion,
 }
 
 // LookupResponse implements command.EventStore.
-func (s *EventStore) LookupResponse(ctx context.Context, scope command.IdempotencyScope) (*command.StoredResponse, error) {
+func (s *EventStore) LookupResponse(ctx context.Context, scope command.IdempotencyScope) (_ *command.StoredResponse, err error) {
+	defer dberr.Mark(&err)
 	var (
 		rec     command.StoredResponse
 		headers []byte
 	)
-	err := s.pool.QueryRow(ctx, `
+	err = s.pool.QueryRow(ctx, `
 SELECT request_hash, response_status, response_headers, response_body
 FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND idempotency_key = $4`,
 		scope.Principal, scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Response.Status, &headers, &rec.Response.Body)
@@ -406,8 +412,84 @@ FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND ide
 	return &rec, nil
 }
 
-// PurgeIdempotencyKeys deletes records older than keep (the contract keeps them at least 24 h).
-func (s *EventStore) PurgeIdempotencyKeys(ctx context.Context, keep time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval`, keep)
-	return tag.RowsAffected(), err
+// PurgeLockKey is the pg_try_advisory_lock key, on the event store, that lets
+// one api instance at a time purge idempotency keys ("evbank-i"; the
+// projector's rebuild uses "evbank-r").
+const PurgeLockKey int64 = 0x657662616e6b2d69
+
+// PurgeResult is what one PurgeIdempotencyKeys call did.
+type PurgeResult struct {
+	Deleted int64
+	// Batches is the number of DELETE statements, each its own transaction.
+	Batches int
+	// Busy means another session held PurgeLockKey: this call did nothing.
+	Busy bool
+}
+
+// PurgeIdempotencyKeys deletes records older than keep (the contract keeps them
+// at least 24 h), at most batch rows per statement, until none is left or ctx
+// ends. Each statement is its own short transaction: one DELETE of every
+// expired row would hold a snapshot back for its whole run, and with it every
+// tailing reader (DESIGN §4). One session at a time purges, under a session
+// advisory lock on a connection of its own; the others find it busy and
+// return at once.
+func (s *EventStore) PurgeIdempotencyKeys(ctx context.Context, keep time.Duration, batch int) (res PurgeResult, err error) {
+	defer dberr.Mark(&err)
+	if batch <= 0 {
+		return res, fmt.Errorf("purge idempotency keys: batch %d must be positive", batch)
+	}
+	ran, err := s.TryExclusive(ctx, PurgeLockKey, func(ctx context.Context) error {
+		for {
+			tag, err := s.pool.Exec(ctx, `
+DELETE FROM idempotency_keys WHERE ctid IN (
+	SELECT ctid FROM idempotency_keys WHERE created_at < now() - $1::interval LIMIT $2)`, keep, batch)
+			if err != nil {
+				return err
+			}
+			res.Batches++
+			res.Deleted += tag.RowsAffected()
+			if tag.RowsAffected() < int64(batch) {
+				return nil
+			}
+		}
+	})
+	res.Busy = !ran && err == nil
+	if err != nil {
+		return res, fmt.Errorf("purge idempotency keys: %w", err)
+	}
+	return res, nil
+}
+
+// TransferRecoveryLockKey lets one api instance at a time recover transfers
+// ("evbank-t").
+const TransferRecoveryLockKey int64 = 0x657662616e6b2d74
+
+// TryExclusive runs fn unless another session holds the advisory lock key,
+// holding it meanwhile on a connection of its own: one api instance at a
+// time does the work, and the others find it busy (ran false) at once. A
+// crashed holder's session ends and frees the lock.
+func (s *EventStore) TryExclusive(ctx context.Context, key int64, fn func(ctx context.Context) error) (ran bool, err error) {
+	defer dberr.Mark(&err)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&got); err != nil {
+		return false, fmt.Errorf("advisory lock: %w", err)
+	}
+	if !got {
+		return false, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, key); uerr != nil {
+			// A pooled session must not keep the lock: closing it ends the
+			// session, and the pool drops the closed connection.
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+	return true, fn(ctx)
 }

@@ -11,13 +11,18 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/evbank/bank/internal/command"
+	"github.com/evbank/bank/internal/dberr"
 )
 
 // stepEvent is the INSERT of one transfer step's event, fed by the saga CTE
-// before it: no saga row, no event (appendSQL's parameters $1-$8).
-const stepEvent = `
-INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
-SELECT $1::uuid, $2::text, $5::int, $6::uuid, $7::text, $3::smallint, $8::jsonb, $4::jsonb FROM saga`
+// before it: no saga row, no event (appendSQL's parameters $1-$8). The
+// statement answers the saga row's times, so the caller needs no read back.
+const stepEvent = `,
+step AS (
+    INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+    SELECT $1::uuid, $2::text, $5::int, $6::uuid, $7::text, $3::smallint, $8::jsonb, $4::jsonb FROM saga
+)
+SELECT created_at, finished_at FROM saga`
 
 // beginTransferSQL inserts the saga and step 1 in one statement: a taken
 // transfer id fails the statement whole (transfer_sagas_pkey).
@@ -26,7 +31,7 @@ WITH saga AS (
     INSERT INTO transfer_sagas (transfer_id, from_account_id, to_account_id, amount_minor, currency, description,
                                 from_owner, to_owner, principal, request_hash)
     VALUES ($9, $1, $10, $11, $12, $13, $14, $15, $16, $17)
-    RETURNING transfer_id
+    RETURNING transfer_id, created_at, finished_at
 )` + stepEvent
 
 // finishTransferSQL finishes a pending saga and appends its step in one
@@ -37,46 +42,50 @@ const finishTransferSQL = `
 WITH saga AS (
     UPDATE transfer_sagas SET status = $9, reason = NULLIF($10, ''), finished_at = now()
     WHERE transfer_id = $11 AND status = 'pending'
-    RETURNING transfer_id
+    RETURNING transfer_id, created_at, finished_at
 )` + stepEvent
 
 // BeginTransfer implements command.EventStore.
-func (s *EventStore) BeginTransfer(ctx context.Context, ap command.Append, saga command.TransferSaga) error {
+func (s *EventStore) BeginTransfer(ctx context.Context, ap command.Append, saga command.TransferSaga) (createdAt time.Time, err error) {
+	defer dberr.Mark(&err)
 	args, err := stepArgs(ap)
 	if err != nil {
-		return err
+		return createdAt, err
 	}
 	args = append(args, pgUUID(saga.ID), pgUUID(saga.To), saga.AmountMinor, saga.Currency, saga.Description,
 		saga.FromOwner, saga.ToOwner, saga.Principal, saga.RequestHash)
-	if _, err := s.pool.Exec(ctx, beginTransferSQL, args...); err != nil {
-		return mapAppendError(ap.Account.ID(), err)
+	var finished *time.Time
+	if err := s.pool.QueryRow(ctx, beginTransferSQL, args...).Scan(&createdAt, &finished); err != nil {
+		return createdAt, mapAppendError(ap.Account.ID(), err)
 	}
 	s.maybeSnapshot(ctx, ap.Account, ap.ExpectedVersion)
-	return nil
+	return createdAt, nil
 }
 
 // FinishTransfer implements command.EventStore.
-func (s *EventStore) FinishTransfer(ctx context.Context, ap command.Append, id uuid.UUID, status command.TransferStatus, reason string) (bool, error) {
+func (s *EventStore) FinishTransfer(ctx context.Context, ap command.Append, id uuid.UUID, status command.TransferStatus, reason string) (finishedAt time.Time, applied bool, err error) {
+	defer dberr.Mark(&err)
 	args, err := stepArgs(ap)
 	if err != nil {
-		return false, err
+		return finishedAt, false, err
 	}
 	args = append(args, string(status), reason, pgUUID(id))
-	tag, err := s.pool.Exec(ctx, finishTransferSQL, args...)
+	var created time.Time
+	err = s.pool.QueryRow(ctx, finishTransferSQL, args...).Scan(&created, &finishedAt)
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key" {
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		// No saga row was pending: another process finished it first.
+		return finishedAt, false, nil
+	case errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "events_event_id_key":
 		// The step's derived event id is taken: it happened already. The
 		// saga row says so too; this is the second guard.
-		return false, nil
-	}
-	if err != nil {
-		return false, mapAppendError(ap.Account.ID(), err)
-	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
+		return finishedAt, false, nil
+	case err != nil:
+		return finishedAt, false, mapAppendError(ap.Account.ID(), err)
 	}
 	s.maybeSnapshot(ctx, ap.Account, ap.ExpectedVersion)
-	return true, nil
+	return finishedAt, true, nil
 }
 
 // stepArgs are a transfer step's event parameters: one event, always.
@@ -106,7 +115,8 @@ func scanSaga(row pgx.Row) (command.TransferSaga, error) {
 }
 
 // Transfer implements command.EventStore.
-func (s *EventStore) Transfer(ctx context.Context, id uuid.UUID) (command.TransferSaga, error) {
+func (s *EventStore) Transfer(ctx context.Context, id uuid.UUID) (_ command.TransferSaga, err error) {
+	defer dberr.Mark(&err)
 	t, err := scanSaga(s.pool.QueryRow(ctx, `SELECT `+sagaColumns+` FROM transfer_sagas WHERE transfer_id = $1`, pgUUID(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, command.ErrTransferNotFound
@@ -118,7 +128,8 @@ func (s *EventStore) Transfer(ctx context.Context, id uuid.UUID) (command.Transf
 }
 
 // PendingTransfers implements command.EventStore.
-func (s *EventStore) PendingTransfers(ctx context.Context, olderThan time.Duration, limit int) ([]command.TransferSaga, error) {
+func (s *EventStore) PendingTransfers(ctx context.Context, olderThan time.Duration, limit int) (_ []command.TransferSaga, err error) {
+	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
 SELECT `+sagaColumns+` FROM transfer_sagas
 WHERE status = 'pending' AND created_at < now() - $1::interval
@@ -141,6 +152,7 @@ ORDER BY created_at LIMIT $2`, olderThan, limit)
 // TransferBacklog is the number of pending transfers and the age of the
 // oldest, for the metrics.
 func (s *EventStore) TransferBacklog(ctx context.Context) (pending int64, oldest time.Duration, err error) {
+	defer dberr.Mark(&err)
 	var age *float64
 	err = s.pool.QueryRow(ctx, `
 SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM transfer_sagas WHERE status = 'pending'`).Scan(&pending, &age)

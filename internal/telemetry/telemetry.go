@@ -184,3 +184,28 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.acquireDuration, prometheus.CounterValue, s.AcquireDuration().Seconds())
 	ch <- prometheus.MustNewConstMetric(c.emptyAcquire, prometheus.CounterValue, float64(s.CanceledAcquireCount()))
 }
+
+// TransferMetrics shows the transfer sagas not yet finished.
+type TransferMetrics struct {
+	pending, oldest prometheus.Gauge
+}
+
+// NewTransferMetrics registers the transfer backlog series on reg.
+func NewTransferMetrics(reg prometheus.Registerer) *TransferMetrics {
+	m := &TransferMetrics{
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bank_transfers_pending", Help: "Transfers begun (step 1) and not yet completed or returned.",
+		}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bank_transfer_oldest_pending_seconds", Help: "Age of the oldest pending transfer (0 when none).",
+		}),
+	}
+	reg.MustRegister(m.pending, m.oldest)
+	return m
+}
+
+// Backlog sets the pending count and the oldest one's age.
+func (m *TransferMetrics) Backlog(pending int64, oldest time.Duration) {
+	m.pending.Set(float64(pending))
+	m.oldest.Set(oldest.Seconds())
+}

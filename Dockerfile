@@ -23,7 +23,9 @@ WORKDIR /src
 ENV GOTOOLCHAIN=local GOFLAGS=-mod=readonly
 COPY go.mod go.sum ./
 RUN go mod download
-# Only what the binaries are built from (migrations/ is embedded in both).
+# Only what the binaries are built from (migrations/ is embedded in both,
+# openapi.yaml in the api through the root package openapi.go).
+COPY openapi.go openapi.yaml ./
 COPY cmd/ cmd/
 COPY internal/ internal/
 COPY migrations/ migrations/

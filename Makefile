@@ -29,8 +29,23 @@ token: ## print a token for the api of make run (SUB=alice, SCOPE="bank:read ban
 	@$(GO) run ./tools/devtoken -sub "$(SUB)" -scope "$(SCOPE)"
 
 .PHONY: test
-test: ## run every test (race detector on) against a throwaway PostgreSQL
+test: test-deps ## run every test (race detector on) against a throwaway PostgreSQL
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# Debian packages some tests run: chromium (the /docs browser test in e2e)
+# and prometheus (promtool, for deploy/prometheus's rule tests). As root
+# (CI, a fresh machine) they are installed when missing; otherwise this says
+# what to install, and the tests that need them fail naming it.
+TEST_DEBS := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v promtool),,prometheus)
+.PHONY: test-deps
+test-deps: ## install what the tests need from Debian (chromium, prometheus) if missing; needs root
+	@if [ -n "$(strip $(TEST_DEBS))" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEST_DEBS); \
+		else \
+			echo "make test: missing Debian packages: $(strip $(TEST_DEBS)) (sudo apt-get install $(strip $(TEST_DEBS)))"; \
+		fi; \
+	fi
 
 .PHONY: lint
 lint: lint-go lint-openapi lint-dockerfile ## every linter: Go, openapi.yaml, Dockerfile (installs the npm tools first if needed)
@@ -58,6 +73,10 @@ lint-dockerfile: node_modules/.package-lock.json ## dockerfile-utils on the Dock
 	@out="$$($(NPM_BIN)/dockerfile-utils lint Dockerfile 2>&1)" && test -z "$$out" || \
 		{ echo "$$out"; echo "dockerfile-utils lint Dockerfile: fix the problems above"; exit 1; }
 	@echo "dockerfile-utils lint Dockerfile: no problems"
+
+.PHONY: docs-assets
+docs-assets: node_modules/.package-lock.json ## copy the /docs renderer (swagger-ui-dist, pinned by package-lock.json) into internal/apidocs/assets
+	$(GO) run ./tools/vendordocs
 
 .PHONY: fuzz
 fuzz: ## fuzz the amount parser for a minute

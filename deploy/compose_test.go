@@ -21,15 +21,16 @@ import (
 var pinnedImage = regexp.MustCompile(`^[a-z0-9./-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$`)
 
 // loadCompose loads docker-compose.yml as docker compose would, with an empty
-// environment (so that no variable of the machine running the test leaks in).
-func loadCompose(t *testing.T) *types.Project {
+// environment (so that no variable of the machine running the test leaks in)
+// and the given profiles active (none: the services without a profile).
+func loadCompose(t *testing.T, profiles ...string) *types.Project {
 	t.Helper()
 	dir, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.yml")},
-		cli.WithWorkingDirectory(dir), cli.WithEnv(nil), cli.WithConsistency(true))
+		cli.WithWorkingDirectory(dir), cli.WithEnv(nil), cli.WithConsistency(true), cli.WithProfiles(profiles))
 	if err != nil {
 		t.Fatal(err)
 	}

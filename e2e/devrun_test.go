@@ -17,7 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/evbank/bank/internal/client"
+	"github.com/evbank/bank/client"
 )
 
 // TestMakeRun runs devrun as `make run` does (`devrun bin/api bin/projector`,

@@ -1,8 +1,9 @@
 // Package e2e holds the end-to-end tests: they build the real api, projector
 // and devrun binaries once, start a private PostgreSQL (internal/pgtest), run
 // the binaries as child processes against fresh databases and talk to them
-// through the generated client (internal/client), as a user or an operator
-// would: crashes, fail-over, graceful shutdown and `make run` included.
+// through the generated client (client/), as a user or an operator would:
+// crashes, fail-over, graceful shutdown, `make run` and the /docs page in a
+// headless Chromium included.
 //
 //	go test -race ./e2e
 //

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
-	"github.com/evbank/bank/internal/client"
+	"github.com/evbank/bank/client"
 )
 
 func ptr[T any](v T) *T { return &v }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evbank/bank/internal/client"
+	"github.com/evbank/bank/client"
 )
 
 // openAccount opens an account through the api and checks the answer.

@@ -18,6 +18,7 @@ var (
 	projectorBin string
 	devrunBin    string
 	devtokenBin  string // what `make token` runs
+	exampleBin   string // examples/transfer
 )
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
@@ -37,6 +38,7 @@ func testMain(m *testing.M) int {
 	projectorBin = filepath.Join(dir, "projector")
 	devrunBin = filepath.Join(dir, "devrun")
 	devtokenBin = filepath.Join(dir, "devtoken")
+	exampleBin = filepath.Join(dir, "transfer")
 	// Starts the PostgreSQL server for pgtest.NewDatabase, and fails (never
 	// skips) when there is none to be had.
 	return pgtest.Run(m)
@@ -51,13 +53,13 @@ func build(dir string) error {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "./cmd/api", "./cmd/projector", "./tools/devrun", "./tools/devtoken")
+	args = append(args, "./cmd/api", "./cmd/projector", "./tools/devrun", "./tools/devtoken", "./examples/transfer")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = ".." // the module root
 	start := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %v: %w\n%s", args, err, out)
 	}
-	fmt.Fprintf(os.Stderr, "e2e: built api, projector, devrun and devtoken (race detector %v) in %s\n", raceEnabled, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "e2e: built api, projector, devrun, devtoken and examples/transfer (race detector %v) in %s\n", raceEnabled, time.Since(start).Round(time.Millisecond))
 	return nil
 }

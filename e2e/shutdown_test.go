@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evbank/bank/internal/client"
+	"github.com/evbank/bank/client"
 )
 
 const shutdownTimeout = 10 * time.Second

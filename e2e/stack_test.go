@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evbank/bank/client"
 	"github.com/evbank/bank/internal/auth/authtest"
-	"github.com/evbank/bank/internal/client"
 	"github.com/evbank/bank/internal/pgtest"
 )
 
@@ -26,6 +26,8 @@ type stack struct {
 	// token is an admin's bearer token from the stack's own issuer, whose
 	// JWKS file the api reads (AUTH_MODE=jwt, as in production).
 	token string
+	// iss signs tokens the api accepts, for principals other than the admin.
+	iss *authtest.Issuer
 
 	projectors []*service // every projector started, for noProjectorErrors
 }
@@ -38,6 +40,7 @@ func newStack(t *testing.T, separateRead bool, extra ...string) *stack {
 	s := &stack{eventsURL: pgtest.NewDatabase(t)}
 	iss := authtest.New(t)
 	s.token = iss.TokenFor("e2e-admin", "bank:admin")
+	s.iss = iss
 	s.readURL = s.eventsURL
 	if separateRead {
 		s.readURL = pgtest.NewEmptyDatabase(t)

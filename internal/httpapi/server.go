@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	bank "github.com/evbank/bank"
+	"github.com/evbank/bank/internal/apidocs"
 	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/dberr"
@@ -105,6 +107,24 @@ func NewRouter(d Deps) http.Handler {
 	if d.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", d.Metrics)
 	}
+
+	// The contract and its reference page are public: the spec is no secret,
+	// and "try it out" asks the reader for a token (DESIGN §2, §6).
+	docs := apidocs.New(bank.OpenAPI)
+	r.Get("/openapi.yaml", docs.Spec)
+	r.Get("/docs", docs.Page)
+	r.Get("/docs/*", func(w http.ResponseWriter, r *http.Request) {
+		name := chi.URLParam(r, "*")
+		if name == "" {
+			// The page's own address has no slash: its files' paths are
+			// absolute, but a typed /docs/ should still find it.
+			http.Redirect(w, r, "/docs", http.StatusMovedPermanently)
+			return
+		}
+		if !docs.Asset(w, r, name) {
+			writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
+		}
+	})
 	return r
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/evbank/bank/internal/command"
 )
 
 // NewLogger returns a zerolog logger at level ("debug", "info", ...) writing JSON,
@@ -111,6 +113,12 @@ func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
 		Name: "bank_transfer_recoveries_total", Help: "Transfers left pending by a dead process that the recovery loop finished, by how they ended (completed, returned).",
 	}, []string{"status"})
 	reg.MustRegister(m.commands, m.duration, m.retries, m.replays, m.appended, m.conflicts, m.recovered)
+	// Recoveries are rare: without series at zero, increase() over the first
+	// one would show nothing, and the dashboard would query a name that no
+	// scrape has shown.
+	for _, status := range []command.TransferStatus{command.TransferCompleted, command.TransferReturned} {
+		m.recovered.WithLabelValues(string(status))
+	}
 	return m
 }
 

@@ -68,6 +68,8 @@ func TestMetricsAreExposed(t *testing.T) {
 		`bank_command_conflict_retries_total{command="deposit"} 1`,
 		`bank_idempotent_replays_total{command="deposit"} 1`,
 		`bank_events_appended_total 2`,
+		`bank_transfer_recoveries_total{status="completed"} 0`,
+		`bank_transfer_recoveries_total{status="returned"} 0`,
 		`pgxpool_max_connections{pool="events"}`,
 		`go_goroutines`,
 	} {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -128,6 +129,9 @@ func run(paths []string) int {
 			exited <- c
 		}()
 		children = append(children, c)
+	}
+	if u := docsURL(os.Getenv("HTTP_ADDR")); u != "" {
+		log.Printf("API reference (no token needed): %s", u)
 	}
 
 	code := 0
@@ -310,4 +314,20 @@ func describe(err error) string {
 		return "status 0"
 	}
 	return err.Error()
+}
+
+// docsURL is where the api started by make run serves its reference page,
+// given HTTP_ADDR (default :8080); "" when the port is chosen at start.
+func docsURL(addr string) string {
+	if addr == "" {
+		addr = ":8080"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/docs"
 }

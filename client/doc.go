@@ -1,4 +1,5 @@
-// Package client is the typed Go client of the bank-account API, generated from
+// Package client is the typed Go client of the bank-account API, importable from
+// other modules as github.com/evbank/bank/client; generated from
 // openapi.yaml by oapi-codegen (client and models, in client.gen.go).
 //
 // NewClientWithResponses gives a method per operation that decodes the answer
@@ -7,8 +8,8 @@
 // Retry-After...) in Headers2xx and so on.
 //
 // Regenerate after every change of openapi.yaml with `go generate
-// ./internal/client`; TestGeneratedCodeIsCurrent fails while the committed
+// ./client`; TestGeneratedCodeIsCurrent fails while the committed
 // code differs from what the generator makes of the spec.
 package client
 
-//go:generate go tool oapi-codegen -config oapi-codegen.yaml ../../openapi.yaml
+//go:generate go tool oapi-codegen -config oapi-codegen.yaml ../openapi.yaml

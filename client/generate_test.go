@@ -16,7 +16,7 @@ import (
 const (
 	configFile    = "oapi-codegen.yaml"
 	generatedFile = "client.gen.go"
-	specFile      = "../../openapi.yaml"
+	specFile      = "../openapi.yaml"
 )
 
 // outputLine is the config's output setting, which the test points elsewhere.
@@ -25,7 +25,7 @@ var outputLine = regexp.MustCompile(`(?m)^output:[ \t]*(\S+)[ \t]*$`)
 // TestGeneratedCodeIsCurrent regenerates the client from openapi.yaml with the
 // committed configuration, into a temporary directory, and fails when the
 // committed client.gen.go differs: the spec (or the config) changed without
-// `go generate ./internal/client`.
+// `go generate ./client`.
 func TestGeneratedCodeIsCurrent(t *testing.T) {
 	t.Parallel()
 	cfg, err := os.ReadFile(configFile)
@@ -62,7 +62,7 @@ func TestGeneratedCodeIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is stale: openapi.yaml or %s changed since it was generated; run `go generate ./internal/client` and commit the result.\n%s",
+		t.Fatalf("%s is stale: openapi.yaml or %s changed since it was generated; run `go generate ./client` and commit the result.\n%s",
 			generatedFile, configFile, firstDifference(got, want))
 	}
 }

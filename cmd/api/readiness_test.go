@@ -27,11 +27,11 @@ func TestReadinessInWords(t *testing.T) {
 	if _, err := pool.Exec(ctx, `UPDATE read_schema_migrations SET version = 1`); err != nil {
 		t.Fatal(err)
 	}
-	wantReason(t, ready(ctx), fmt.Sprintf("read model schema at version 1, want %d", store.ReadModelSchema.Latest))
+	_ = wantReason(t, ready(ctx), fmt.Sprintf("read model schema at version 1, want %d", store.ReadModelSchema.Latest))
 	if _, err := pool.Exec(ctx, `UPDATE read_schema_migrations SET version = 2, dirty = true`); err != nil {
 		t.Fatal(err)
 	}
-	wantReason(t, ready(ctx), fmt.Sprintf("read model schema at version 2 is dirty (a migration failed halfway), want %d", store.ReadModelSchema.Latest))
+	_ = wantReason(t, ready(ctx), fmt.Sprintf("read model schema at version 2 is dirty (a migration failed halfway), want %d", store.ReadModelSchema.Latest))
 
 	stop()
 	err := ready(ctx)
@@ -42,7 +42,7 @@ func TestReadinessInWords(t *testing.T) {
 	}
 	// Once the pool's connections are gone, a new connection is refused: the
 	// same words.
-	wantReason(t, ready(ctx), "event store unreachable")
+	_ = wantReason(t, ready(ctx), "event store unreachable")
 }
 
 func wantReason(t *testing.T, err error, reason string) *httpapi.NotReadyError {

@@ -109,8 +109,15 @@ func checkStrict(raw []byte) error {
 	if err := checkSurrogates(raw); err != nil {
 		return err
 	}
-	return checkDuplicateKeys(raw)
+	if err := checkDuplicateKeys(raw); err != nil && !errors.Is(err, errSyntax) {
+		return err
+	}
+	return nil
 }
+
+// errSyntax marks a syntax error met by a check: the decoder that reads the
+// body next reports it, with the words it has for each kind.
+var errSyntax = errors.New("JSON syntax error")
 
 // checkSurrogates walks the string literals of raw and refuses a \u escape of
 // a surrogate that is not half of a high-low pair.
@@ -190,8 +197,11 @@ func checkDuplicateKeys(raw []byte) error {
 	dec.UseNumber()
 	for {
 		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
-			return nil // end, or a syntax error the decoder reports
+			return fmt.Errorf("%w: %w", errSyntax, err)
 		}
 		top := len(stack) - 1
 		switch t := tok.(type) {

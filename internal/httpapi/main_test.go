@@ -106,11 +106,6 @@ func (a *testAPI) sibling(opts ...func(*httpapi.Deps)) *testAPI {
 	return b
 }
 
-// withCommands replaces the command service by one with cfg over the same store.
-func (a *testAPI) withCommands(cfg command.Config) func(*httpapi.Deps) {
-	return func(d *httpapi.Deps) { d.Commands = command.NewService(a.events, cfg) }
-}
-
 func (a *testAPI) serve(opts ...func(*httpapi.Deps)) {
 	reg := telemetry.NewRegistry()
 	deps := httpapi.Deps{

@@ -44,13 +44,10 @@ type Metadata struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
-// Response is a command's answer exactly as its caller sent it, kept so that a
-// retry with the same idempotency key gets the same bytes.
-type Response struct {
-	Status int               `json:"status"`
-	Header map[string]string `json:"header,omitempty"`
-	Body   []byte            `json:"body"`
-}
+// Answer is a command's answer as the transport made it, kept under an
+// idempotency key so that a retry gets the same bytes. Opaque here: this layer
+// keeps and hands back answers, it does not know how a transport writes them.
+type Answer []byte
 
 // IdempotencyScope names one idempotency record: the key of one principal,
 // within a method and a canonical path (an account id in lower case).
@@ -61,14 +58,14 @@ type IdempotencyScope struct {
 	Key       string
 }
 
-// StoredResponse is an idempotency record: the request's fingerprint and its answer.
-type StoredResponse struct {
+// KeptAnswer is an idempotency record: the request's fingerprint and its answer.
+type KeptAnswer struct {
 	Fingerprint []byte
-	Response    Response
+	Answer      Answer
 }
 
 // Append is one decided change: the aggregate's uncommitted events, appended
-// after ExpectedVersion, and optionally the response to keep under a key, stored
+// after ExpectedVersion, and optionally the answer to keep under a key, stored
 // atomically with them.
 type Append struct {
 	Account         *domain.Account
@@ -80,7 +77,7 @@ type Append struct {
 	Metadata    Metadata
 	Idempotency *IdempotencyScope
 	Fingerprint []byte
-	Response    *Response
+	Answer      Answer // nil: nothing to keep
 }
 
 // EventStore is what the use cases need from the event store.
@@ -92,8 +89,8 @@ type EventStore interface {
 	// It must take no transaction id before the stream was read (DESIGN §4),
 	// which holds since Load ran before it.
 	Append(ctx context.Context, a Append) error
-	// LookupResponse returns the record kept under scope, or nil.
-	LookupResponse(ctx context.Context, scope IdempotencyScope) (*StoredResponse, error)
+	// LookupAnswer returns the record kept under scope, or nil.
+	LookupAnswer(ctx context.Context, scope IdempotencyScope) (*KeptAnswer, error)
 
 	// BeginTransfer appends step 1 of a transfer (the source's TransferSent)
 	// and records the saga as pending, in one statement, and returns when the

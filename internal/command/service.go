@@ -98,15 +98,22 @@ func (p *Precondition) matches(version int) bool {
 	return p.Any || slices.Contains(p.Versions, version)
 }
 
-// Idempotency asks for a command's response to be kept under a key and replayed
-// to retries. Render turns the outcome into that response; keep=false means the
-// outcome is not kept (nothing ran, so a retry may run it).
+// Idempotency asks for a command's answer to be kept under a key and replayed
+// to retries. Keep, the transport's, turns the outcome into that answer;
+// keep=false means the outcome is not kept (nothing ran, so a retry may run it).
 type Idempotency struct {
 	Scope       IdempotencyScope
 	Fingerprint []byte
-	Render      func(a *domain.Account, err error) (resp Response, keep bool)
-	// RenderTransfer renders a transfer's answer once its saga has run.
-	RenderTransfer func(t TransferSaga) Response
+	Keep        func(Outcome) (answer Answer, keep bool)
+}
+
+// Outcome is what a command came to, for the transport to answer: the
+// account as the command left it, or the transfer as it stands, or the error
+// that refused it.
+type Outcome struct {
+	Account  *domain.Account
+	Transfer *TransferSaga
+	Err      error
 }
 
 // Caller is who runs a command, for the ownership rule of DESIGN §6: a
@@ -138,11 +145,11 @@ type Options struct {
 	eventIDs   []uuid.UUID
 }
 
-// Result is a command's outcome. Response is set when an idempotency record was
-// written or replayed: the caller sends it as it is.
+// Result is a command's outcome. Answer is set when an idempotency record was
+// written or replayed: the transport sends it as it is.
 type Result struct {
 	Account  *domain.Account
-	Response *Response
+	Answer   Answer
 	Replayed bool
 }
 
@@ -207,18 +214,18 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 			continue
 		}
 
-		var resp *Response
+		var answer Answer
 		if idem != nil {
-			if r, keep := idem.Render(a, decideErr); keep {
-				resp = &r
+			if ans, keep := idem.Keep(Outcome{Account: a, Err: decideErr}); keep {
+				answer = ans
 			}
 		}
-		if decideErr != nil && resp == nil {
+		if decideErr != nil && answer == nil {
 			return Result{}, decideErr
 		}
 		ap := Append{
 			Account: a, ExpectedVersion: expected, EventIDs: opts.eventIDs, Metadata: opts.Metadata,
-			Idempotency: scopeOf(idem), Fingerprint: fingerprintOf(idem), Response: resp,
+			Idempotency: scopeOf(idem), Fingerprint: fingerprintOf(idem), Answer: answer,
 		}
 		var appendErr error
 		if opts.appendWith != nil && decideErr == nil {
@@ -231,7 +238,7 @@ func (s *Service) execute(ctx context.Context, name string, id uuid.UUID, opts O
 			a.MarkCommitted()
 			s.cache.put(a)
 			s.obs.EventsAppended(a.Version() - expected)
-			return Result{Account: a, Response: resp}, decideErr
+			return Result{Account: a, Answer: answer}, decideErr
 		case errors.Is(appendErr, ErrVersionTaken) && opts.IfMatch != nil && !opts.IfMatch.Any:
 			s.cache.drop(id)
 			// The version may have gone to a duplicate of this very request in
@@ -283,7 +290,7 @@ func (s *Service) replay(ctx context.Context, name string, idem *Idempotency) (r
 	if idem == nil {
 		return Result{}, false, nil
 	}
-	stored, err := s.store.LookupResponse(ctx, idem.Scope)
+	stored, err := s.store.LookupAnswer(ctx, idem.Scope)
 	if err != nil || stored == nil {
 		return Result{}, false, err
 	}
@@ -291,7 +298,7 @@ func (s *Service) replay(ctx context.Context, name string, idem *Idempotency) (r
 		return Result{}, false, ErrIdempotencyKeyReused
 	}
 	s.obs.IdempotentReplay(name)
-	return Result{Response: &stored.Response, Replayed: true}, true, nil
+	return Result{Answer: stored.Answer, Replayed: true}, true, nil
 }
 
 // backoff waits a little, with jitter, so that racing writers of a hot account

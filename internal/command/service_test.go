@@ -194,20 +194,20 @@ func TestIdempotentReplayAndReuse(t *testing.T) {
 		return &command.Idempotency{
 			Scope:       command.IdempotencyScope{Method: "POST", Path: "/accounts/x/deposit", Key: "k"},
 			Fingerprint: []byte{fp},
-			Render: func(a *domain.Account, err error) (command.Response, bool) {
-				if err != nil {
-					return command.Response{}, false
+			Keep: func(o command.Outcome) (command.Answer, bool) {
+				if o.Err != nil {
+					return nil, false
 				}
-				return command.Response{Status: 200, Body: []byte(domain.FormatAmount(a.Balance(), usd))}, true
+				return command.Answer(domain.FormatAmount(o.Account.Balance(), usd)), true
 			},
 		}
 	}
 	first, err := s.Deposit(ctx, command.Deposit{AccountID: id, Amount: "5.00"}, command.Options{Idempotency: idem(1)})
-	if err != nil || first.Response == nil || string(first.Response.Body) != "5.00" {
+	if err != nil || string(first.Answer) != "5.00" {
 		t.Fatalf("first = %+v, %v", first, err)
 	}
 	again, err := s.Deposit(ctx, command.Deposit{AccountID: id, Amount: "5.00"}, command.Options{Idempotency: idem(1)})
-	if err != nil || !again.Replayed || string(again.Response.Body) != "5.00" {
+	if err != nil || !again.Replayed || string(again.Answer) != "5.00" {
 		t.Fatalf("retry = %+v, %v; want the first response replayed", again, err)
 	}
 	if _, err := s.Deposit(ctx, command.Deposit{AccountID: id, Amount: "6.00"}, command.Options{Idempotency: idem(2)}); !errors.Is(err, command.ErrIdempotencyKeyReused) {

@@ -29,7 +29,7 @@ type Transfer struct {
 // request ends (usually completed or returned), or the kept answer.
 type TransferResult struct {
 	Transfer TransferSaga
-	Response *Response
+	Answer   Answer
 	Replayed bool
 }
 
@@ -63,7 +63,7 @@ func (s *Service) Transfer(ctx context.Context, cmd Transfer, opts Options) (Tra
 func (s *Service) transfer(ctx context.Context, cmd Transfer, opts Options) (TransferResult, error) {
 	idem := opts.Idempotency
 	if kept, ok, err := s.replay(ctx, "transfer", idem); ok || err != nil {
-		return TransferResult{Response: kept.Response, Replayed: kept.Replayed}, err
+		return TransferResult{Answer: kept.Answer, Replayed: kept.Replayed}, err
 	}
 	id := cmd.ID
 	if id == uuid.Nil {
@@ -85,11 +85,11 @@ func (s *Service) transfer(ctx context.Context, cmd Transfer, opts Options) (Tra
 	step1 := opts
 	if idem != nil {
 		onlyRejections := *idem
-		onlyRejections.Render = func(a *domain.Account, err error) (Response, bool) {
-			if err == nil {
-				return Response{}, false
+		onlyRejections.Keep = func(o Outcome) (Answer, bool) {
+			if o.Err == nil {
+				return nil, false
 			}
-			return idem.Render(a, err)
+			return idem.Keep(o)
 		}
 		step1.Idempotency = &onlyRejections
 	}
@@ -118,8 +118,8 @@ func (s *Service) transfer(ctx context.Context, cmd Transfer, opts Options) (Tra
 		return src.SendTransfer(id, cmd.To, amount, src.Currency(), cmd.Description, s.now())
 	})
 	switch {
-	case res.Response != nil:
-		return TransferResult{Response: res.Response, Replayed: res.Replayed}, err
+	case res.Answer != nil:
+		return TransferResult{Answer: res.Answer, Replayed: res.Replayed}, err
 	case errors.Is(err, ErrTransferExists):
 		if saga, err = s.store.Transfer(ctx, id); err != nil {
 			return TransferResult{}, err
@@ -146,7 +146,7 @@ func (s *Service) transfer(ctx context.Context, cmd Transfer, opts Options) (Tra
 		// the client cannot be told which; it retries with its key.
 		return TransferResult{}, err
 	}
-	if idem == nil || idem.RenderTransfer == nil {
+	if idem == nil {
 		return TransferResult{Transfer: saga}, nil
 	}
 	return s.keepTransferAnswer(ctx, saga, idem)
@@ -276,17 +276,20 @@ func refusalReason(err error) (reason string, ok bool) {
 // returns the one a concurrent duplicate stored first, so that every
 // duplicate gets the same bytes.
 func (s *Service) keepTransferAnswer(ctx context.Context, saga TransferSaga, idem *Idempotency) (TransferResult, error) {
-	resp := idem.RenderTransfer(saga)
-	err := s.store.Append(ctx, Append{Account: domain.NewAccount(saga.From), Idempotency: &idem.Scope, Fingerprint: idem.Fingerprint, Response: &resp})
+	answer, keep := idem.Keep(Outcome{Transfer: &saga})
+	if !keep {
+		return TransferResult{Transfer: saga}, nil
+	}
+	err := s.store.Append(ctx, Append{Account: domain.NewAccount(saga.From), Idempotency: &idem.Scope, Fingerprint: idem.Fingerprint, Answer: answer})
 	switch {
 	case err == nil:
-		return TransferResult{Transfer: saga, Response: &resp}, nil
+		return TransferResult{Transfer: saga, Answer: answer}, nil
 	case errors.Is(err, ErrIdempotencyKeyTaken):
 		kept, ok, err := s.replay(ctx, "transfer", idem)
 		if err != nil || !ok {
 			return TransferResult{Transfer: saga}, err
 		}
-		return TransferResult{Transfer: saga, Response: kept.Response, Replayed: true}, nil
+		return TransferResult{Transfer: saga, Answer: kept.Answer, Replayed: true}, nil
 	default:
 		return TransferResult{}, err
 	}

@@ -256,21 +256,23 @@ func TestTransferRetriesAndReusedIDs(t *testing.T) {
 		return &command.Idempotency{
 			Scope:       command.IdempotencyScope{Principal: "o", Method: "POST", Path: "/transfers", Key: "k"},
 			Fingerprint: []byte{fp},
-			Render:      func(*domain.Account, error) (command.Response, bool) { return command.Response{}, false },
-			RenderTransfer: func(tr command.TransferSaga) command.Response {
-				return command.Response{Status: 201, Body: []byte(tr.ID.String() + " " + string(tr.Status))}
+			Keep: func(o command.Outcome) (command.Answer, bool) {
+				if o.Transfer == nil {
+					return nil, false
+				}
+				return command.Answer(o.Transfer.ID.String() + " " + string(o.Transfer.Status)), true
 			},
 		}
 	}
 	meta := command.Metadata{Principal: "o"}
 	first, err := s.Transfer(ctx, command.Transfer{From: from, To: to, Amount: "5.00"}, command.Options{Metadata: meta, Idempotency: idem(1)})
-	if err != nil || first.Response == nil {
+	if err != nil || first.Answer == nil {
 		t.Fatalf("first = %+v, %v", first, err)
 	}
 	// A retry after the answer was lost, in another process whose first
 	// attempt died before keeping it: the same transfer, not a second one.
 	again, err := s.Transfer(ctx, command.Transfer{From: from, To: to, Amount: "5.00"}, command.Options{Metadata: meta, Idempotency: idem(1)})
-	if err != nil || !again.Replayed || string(again.Response.Body) != string(first.Response.Body) {
+	if err != nil || !again.Replayed || string(again.Answer) != string(first.Answer) {
 		t.Fatalf("retry = %+v, %v; want the first answer", again, err)
 	}
 	if _, err := s.Transfer(ctx, command.Transfer{From: from, To: to, Amount: "6.00"}, command.Options{Metadata: meta, Idempotency: idem(2)}); !errors.Is(err, command.ErrIdempotencyKeyReused) {
@@ -293,7 +295,7 @@ func TestTransferRetriesAndReusedIDs(t *testing.T) {
 type forgetfulStore struct{ *store.EventStore }
 
 func (f forgetfulStore) Append(ctx context.Context, ap command.Append) error {
-	if ap.Response != nil && len(ap.Account.Uncommitted()) == 0 {
+	if ap.Answer != nil && len(ap.Account.Uncommitted()) == 0 {
 		return errors.New("the process died")
 	}
 	return f.EventStore.Append(ctx, ap)
@@ -307,9 +309,11 @@ func TestTransferRetryAfterTheAnswerWasLostRunsOnce(t *testing.T) {
 	idem := &command.Idempotency{
 		Scope:       command.IdempotencyScope{Principal: "o", Method: "POST", Path: "/transfers", Key: "lost"},
 		Fingerprint: []byte{7},
-		Render:      func(*domain.Account, error) (command.Response, bool) { return command.Response{}, false },
-		RenderTransfer: func(tr command.TransferSaga) command.Response {
-			return command.Response{Status: 201, Body: []byte(tr.ID.String())}
+		Keep: func(o command.Outcome) (command.Answer, bool) {
+			if o.Transfer == nil {
+				return nil, false
+			}
+			return command.Answer(o.Transfer.ID.String()), true
 		},
 	}
 	opts := command.Options{Metadata: command.Metadata{Principal: "o"}, Idempotency: idem}

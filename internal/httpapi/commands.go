@@ -62,54 +62,77 @@ func (h *handler) prepare(r *http.Request, body *requestBody, successStatus int,
 		opts.Idempotency = &command.Idempotency{
 			Scope:       command.IdempotencyScope{Principal: p.Subject, Method: r.Method, Path: path, Key: key},
 			Fingerprint: body.fingerprint(r.Method, path),
-			Render: func(a *domain.Account, err error) (command.Response, bool) {
-				if err != nil {
-					p := problemFor(err)
-					if !isKept(p) {
-						return command.Response{}, false
-					}
-					return command.Response{Status: p.Status, Header: map[string]string{"Content-Type": "application/problem+json", "Cache-Control": "no-store"}, Body: p.body()}, true
-				}
-				return successResponse(a, successStatus), true
-			},
+			Keep:        func(o command.Outcome) (command.Answer, bool) { return keptAnswer(o, successStatus) },
 		}
 	}
 	return opts, nil
 }
 
-func successResponse(a *domain.Account, status int) command.Response {
+// keptAnswer is the answer to keep for an outcome: the response as it is
+// sent, for successes and 422 rejections; nothing for what did not run.
+func keptAnswer(o command.Outcome, successStatus int) (command.Answer, bool) {
+	var resp response
+	switch {
+	case o.Err != nil:
+		p := problemFor(o.Err)
+		if !isKept(p) {
+			return nil, false
+		}
+		resp = response{Status: p.Status, Header: map[string]string{"Content-Type": "application/problem+json", "Cache-Control": "no-store"}, Body: p.body()}
+	case o.Transfer != nil:
+		resp = transferResponse(*o.Transfer)
+	default:
+		resp = successResponse(o.Account, successStatus)
+	}
+	answer, err := json.Marshal(resp)
+	return answer, err == nil
+}
+
+// response is how this transport keeps an answer under an Idempotency-Key:
+// status, headers and body, replayed byte for byte. The command layer and the
+// store keep it as opaque bytes (its JSON).
+type response struct {
+	Status int               `json:"status"`
+	Header map[string]string `json:"header,omitempty"`
+	Body   []byte            `json:"body"`
+}
+
+func (resp response) write(w http.ResponseWriter, replayed bool) {
+	for k, v := range resp.Header {
+		w.Header().Set(k, v)
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.WriteHeader(resp.Status)
+	_, _ = w.Write(resp.Body)
+}
+
+func successResponse(a *domain.Account, status int) response {
 	body, _ := json.Marshal(accountState(a)) // plain struct, always marshals
 	header := map[string]string{"Content-Type": "application/json", "ETag": etag(a.Version())}
 	if status == http.StatusCreated {
 		header["Location"] = "/accounts/" + a.ID().String()
 	}
-	return command.Response{Status: status, Header: header, Body: body}
+	return response{Status: status, Header: header, Body: body}
 }
 
 // respond writes a command's outcome: a kept or replayed response as stored,
 // else the account or the problem.
 func respond(w http.ResponseWriter, r *http.Request, res command.Result, err error, status int) {
-	if res.Response != nil {
-		for k, v := range res.Response.Header {
-			w.Header().Set(k, v)
+	switch {
+	case res.Answer != nil:
+		var kept response
+		if uerr := json.Unmarshal(res.Answer, &kept); uerr != nil {
+			writeProblem(w, r, fmt.Errorf("kept answer unreadable: %w", uerr))
+			return
 		}
-		if res.Replayed {
-			w.Header().Set("Idempotent-Replayed", "true")
-		}
-		w.WriteHeader(res.Response.Status)
-		_, _ = w.Write(res.Response.Body)
-		return
-	}
-	if err != nil {
+		kept.write(w, res.Replayed)
+	case err != nil:
 		writeProblem(w, r, err)
-		return
+	default:
+		successResponse(res.Account, status).write(w, false)
 	}
-	resp := successResponse(res.Account, status)
-	for k, v := range resp.Header {
-		w.Header().Set(k, v)
-	}
-	w.WriteHeader(resp.Status)
-	_, _ = w.Write(resp.Body)
 }
 
 // canonicalPath is the request's path as an idempotency scope: the route with

@@ -46,9 +46,9 @@ func transferView(t command.TransferSaga) TransferView {
 	return v
 }
 
-func transferResponse(t command.TransferSaga) command.Response {
+func transferResponse(t command.TransferSaga) response {
 	body, _ := json.Marshal(transferView(t)) // plain struct, always marshals
-	return command.Response{Status: http.StatusCreated, Body: body, Header: map[string]string{
+	return response{Status: http.StatusCreated, Body: body, Header: map[string]string{
 		"Content-Type": "application/json", "Location": "/transfers/" + t.ID.String(),
 	}}
 }
@@ -80,15 +80,12 @@ func (h *handler) createTransfer(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, err)
 		return
 	}
-	if opts.Idempotency != nil {
-		opts.Idempotency.RenderTransfer = transferResponse
-	}
 	res, err := h.commands.Transfer(r.Context(), cmd, opts)
-	if res.Response == nil && err == nil {
-		resp := transferResponse(res.Transfer)
-		res.Response = &resp
+	if res.Answer == nil && err == nil {
+		transferResponse(res.Transfer).write(w, false)
+		return
 	}
-	respond(w, r, command.Result{Response: res.Response, Replayed: res.Replayed}, err, http.StatusCreated)
+	respond(w, r, command.Result{Answer: res.Answer, Replayed: res.Replayed}, err, http.StatusCreated)
 }
 
 // getTransfer answers GET /transfers/{id} from the saga the write side keeps,

@@ -239,14 +239,14 @@ func buildAppendSQL(nEvents int, keep bool) string {
 		}
 	}
 	if keep {
-		b.WriteString("INSERT INTO idempotency_keys (principal, method, path, idempotency_key, request_hash, response_status, response_headers, response_body, completed_at) VALUES (")
-		for i := range 8 {
+		b.WriteString("INSERT INTO idempotency_keys (principal, method, path, idempotency_key, request_hash, answer) VALUES (")
+		for i := range 6 {
 			if i > 0 {
 				b.WriteString(", ")
 			}
 			b.WriteString(param())
 		}
-		b.WriteString(", now())")
+		b.WriteString(")")
 	}
 	return b.String()
 }
@@ -255,21 +255,16 @@ func buildAppendSQL(nEvents int, keep bool) string {
 func (s *EventStore) Append(ctx context.Context, ap command.Append) (err error) {
 	defer dberr.Mark(&err)
 	events := ap.Account.Uncommitted()
-	keep := ap.Idempotency != nil && ap.Response != nil
+	keep := ap.Idempotency != nil && ap.Answer != nil
 	if len(events) == 0 && !keep {
 		return nil
 	}
-	args, err := eventArgs(ap, 8)
+	args, err := eventArgs(ap, 6)
 	if err != nil {
 		return err
 	}
 	if keep {
-		headers, err := json.Marshal(ap.Response.Header)
-		if err != nil {
-			return fmt.Errorf("append: encode headers: %w", err)
-		}
-		args = append(args, ap.Idempotency.Principal, ap.Idempotency.Method, ap.Idempotency.Path, ap.Idempotency.Key, ap.Fingerprint,
-			ap.Response.Status, headers, ap.Response.Body)
+		args = append(args, ap.Idempotency.Principal, ap.Idempotency.Method, ap.Idempotency.Path, ap.Idempotency.Key, ap.Fingerprint, []byte(ap.Answer))
 	}
 	if _, err := s.pool.Exec(ctx, appendSQL(len(events), keep), args...); err != nil {
 		return mapAppendError(ap.Account.ID(), err)
@@ -355,27 +350,19 @@ ON CONFLICT DO NOTHING`, pgUUID(st.ID), st.Version, domain.SnapshotStateVersion,
 	return err
 }
 
-// LookupResponse implements command.EventStore.
-func (s *EventStore) LookupResponse(ctx context.Context, scope command.IdempotencyScope) (_ *command.StoredResponse, err error) {
+// LookupAnswer implements command.EventStore.
+func (s *EventStore) LookupAnswer(ctx context.Context, scope command.IdempotencyScope) (_ *command.KeptAnswer, err error) {
 	defer dberr.Mark(&err)
-	var (
-		rec     command.StoredResponse
-		headers []byte
-	)
+	var rec command.KeptAnswer
 	err = s.pool.QueryRow(ctx, `
-SELECT request_hash, response_status, response_headers, response_body
+SELECT request_hash, answer
 FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND idempotency_key = $4`,
-		scope.Principal, scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Response.Status, &headers, &rec.Response.Body)
+		scope.Principal, scope.Method, scope.Path, scope.Key).Scan(&rec.Fingerprint, &rec.Answer)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up idempotency key: %w", err)
-	}
-	if len(headers) > 0 {
-		if err := json.Unmarshal(headers, &rec.Response.Header); err != nil {
-			return nil, fmt.Errorf("idempotency record headers: %w", err)
-		}
 	}
 	return &rec, nil
 }

@@ -101,17 +101,17 @@ func TestIdempotencyRecordAtomicWithEvents(t *testing.T) {
 	s := newStore(t, 0)
 	scope := command.IdempotencyScope{Method: "POST", Path: "/accounts", Key: "k"}
 	a, _ := domain.Open(uuid.New(), "carol", usd, 0, time.Now())
-	resp := &command.Response{Status: 201, Header: map[string]string{"ETag": `"1"`}, Body: []byte(`{"x":1}`)}
-	if err := s.Append(ctx, command.Append{Account: a, Idempotency: &scope, Fingerprint: []byte{1}, Response: resp}); err != nil {
+	answer := command.Answer("\x00opaque \xff bytes")
+	if err := s.Append(ctx, command.Append{Account: a, Idempotency: &scope, Fingerprint: []byte{1}, Answer: answer}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.LookupResponse(ctx, scope)
-	if err != nil || got == nil || got.Response.Status != 201 || string(got.Response.Body) != `{"x":1}` || got.Response.Header["ETag"] != `"1"` {
-		t.Fatalf("LookupResponse = %+v, %v", got, err)
+	got, err := s.LookupAnswer(ctx, scope)
+	if err != nil || got == nil || string(got.Answer) != string(answer) || string(got.Fingerprint) != "\x01" {
+		t.Fatalf("LookupAnswer = %+v, %v; want the answer byte for byte", got, err)
 	}
 	// A second decision under the same key stores nothing, events included.
 	b, _ := domain.Open(uuid.New(), "carol", usd, 0, time.Now())
-	err = s.Append(ctx, command.Append{Account: b, Idempotency: &scope, Fingerprint: []byte{1}, Response: resp})
+	err = s.Append(ctx, command.Append{Account: b, Idempotency: &scope, Fingerprint: []byte{1}, Answer: answer})
 	if !errors.Is(err, command.ErrIdempotencyKeyTaken) {
 		t.Fatalf("second append under key = %v; want ErrIdempotencyKeyTaken", err)
 	}

@@ -27,7 +27,7 @@ type Schema struct {
 
 // The two schemas. Latest is the version a binary expects; /readyz compares against it.
 var (
-	EventStoreSchema = Schema{Name: "event store", Files: migrations.EventStore, Table: "schema_migrations", Latest: 3}
+	EventStoreSchema = Schema{Name: "event store", Files: migrations.EventStore, Table: "schema_migrations", Latest: 4}
 	ReadModelSchema  = Schema{Name: "read model", Files: migrations.ReadModel, Table: "read_schema_migrations", Latest: 3}
 )
 
@@ -41,6 +41,20 @@ func Migrate(url string, s Schema) error {
 	defer closeMigrate(m)
 	if err := m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
 		return fmt.Errorf("migrate %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// MigrateTo moves schema s of the database at url to version, up or down:
+// what an upgrade test starts from, or an operator rolling a release back.
+func MigrateTo(url string, s Schema, version uint) error {
+	m, err := open(url, s)
+	if err != nil {
+		return err
+	}
+	defer closeMigrate(m)
+	if err := m.Migrate(version); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrate %s to version %d: %w", s.Name, version, err)
 	}
 	return nil
 }

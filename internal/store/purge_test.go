@@ -22,8 +22,8 @@ func TestPurgeIdempotencyKeysInBatches(t *testing.T) {
 	insert := func(n int, age time.Duration, prefix string) {
 		t.Helper()
 		if _, err := pool.Exec(ctx, `
-INSERT INTO idempotency_keys (method, path, idempotency_key, request_hash, response_status, created_at, completed_at)
-SELECT 'POST', '/accounts', $1 || i, '\x00', 201, now() - $2::interval, now() - $2::interval
+INSERT INTO idempotency_keys (method, path, idempotency_key, request_hash, answer, created_at)
+SELECT 'POST', '/accounts', $1 || i, '\x00', '\x00', now() - $2::interval
 FROM generate_series(1, $3) AS i`, prefix, age, n); err != nil {
 			t.Fatal(err)
 		}

@@ -108,7 +108,10 @@ func TestTransferChecksInOrder(t *testing.T) {
 // 100.00, through two services (two processes): exactly ten succeed.
 func TestConcurrentTransfersNeverOverdraw(t *testing.T) {
 	t.Parallel()
-	a, b, es := newServices(t, command.Config{MaxAttempts: 100})
+	// The default bounds on waiting (LockWait) and retrying are for
+	// production; 50 at once on one account under -race on a busy machine
+	// may queue longer, and every one must get its real answer here.
+	a, b, es := newServices(t, command.Config{MaxAttempts: 100, LockWait: 2 * time.Minute})
 	from, to := open(t, a, "100.00"), open(t, a, "")
 	var ok, refused atomic.Int64
 	var wg sync.WaitGroup
@@ -145,7 +148,7 @@ func TestConcurrentTransfersNeverOverdraw(t *testing.T) {
 // at once all complete: no step holds two accounts' locks.
 func TestCrossingTransfersComplete(t *testing.T) {
 	t.Parallel()
-	s, other, es := newServices(t, command.Config{MaxAttempts: 200})
+	s, other, es := newServices(t, command.Config{MaxAttempts: 200, LockWait: 2 * time.Minute})
 	x, y := open(t, s, "1000.00"), open(t, s, "1000.00")
 	var wg sync.WaitGroup
 	for i := range 200 {

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
+	"github.com/evbank/bank/internal/auth"
 	appconfig "github.com/evbank/bank/internal/config"
 )
 
@@ -57,23 +57,21 @@ func (c config) checkAuth() error {
 	default:
 		return fmt.Errorf("AUTH_MODE=%q: want jwt or none", c.AuthMode)
 	}
-	var missing []string
-	if c.AuthIssuer == "" {
-		missing = append(missing, "AUTH_ISSUER")
-	}
-	if c.AuthAudience == "" {
-		missing = append(missing, "AUTH_AUDIENCE")
-	}
-	if c.AuthJWKSURL == "" && c.AuthJWKSFile == "" {
-		missing = append(missing, "AUTH_JWKS_URL or AUTH_JWKS_FILE")
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("AUTH_MODE=jwt needs %s (AUTH_MODE=none turns authentication off, for a demo only)", strings.Join(missing, ", "))
-	}
-	if c.AuthJWKSURL != "" && c.AuthJWKSFile != "" {
-		return errors.New("AUTH_JWKS_URL and AUTH_JWKS_FILE are both set: choose one key source")
+	if err := c.verifierConfig().Check(); err != nil {
+		return fmt.Errorf("%w (AUTH_MODE=none turns authentication off, for a demo only)", err)
 	}
 	return nil
+}
+
+// verifierConfig is the JWT verifier's part of the configuration.
+func (c config) verifierConfig() auth.VerifierConfig {
+	return auth.VerifierConfig{
+		JWKSURL:  c.AuthJWKSURL,
+		JWKSFile: c.AuthJWKSFile,
+		Issuer:   c.AuthIssuer,
+		Audience: c.AuthAudience,
+		Leeway:   c.AuthClockSkew,
+	}
 }
 
 // rateLimit is RATE_LIMIT and its burst, defaulted.

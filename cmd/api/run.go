@@ -217,16 +217,11 @@ func newAuthenticator(ctx context.Context, cfg config, log zerolog.Logger) (auth
 			Msg("AUTH_MODE=none: AUTHENTICATION IS OFF. Every request, from anyone who can reach this port, acts as the admin \"anonymous\" on every account. Use it for a demo or a trusted network only.")
 		return auth.None{}, nil
 	}
-	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{
-		JWKSURL:  cfg.AuthJWKSURL,
-		JWKSFile: cfg.AuthJWKSFile,
-		Issuer:   cfg.AuthIssuer,
-		Audience: cfg.AuthAudience,
-		Leeway:   cfg.AuthClockSkew,
-		OnRefreshError: func(err error) {
-			log.Warn().Err(err).Msg("reading the JWKS again failed; the keys read before stay in use")
-		},
-	})
+	vcfg := cfg.verifierConfig()
+	vcfg.OnRefreshError = func(err error) {
+		log.Warn().Err(err).Msg("reading the JWKS again failed; the keys read before stay in use")
+	}
+	v, err := auth.NewVerifier(ctx, vcfg)
 	if err != nil {
 		return nil, err
 	}

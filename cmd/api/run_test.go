@@ -75,7 +75,7 @@ func TestJWTModeNamesWhatIsMissing(t *testing.T) {
 		{map[string]string{}, []string{"AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_URL or AUTH_JWKS_FILE"}},
 		{map[string]string{"AUTH_ISSUER": "i", "AUTH_JWKS_FILE": "/x"}, []string{"AUTH_AUDIENCE"}},
 		{map[string]string{"AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a"}, []string{"AUTH_JWKS_URL or AUTH_JWKS_FILE"}},
-		{map[string]string{"AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a", "AUTH_JWKS_FILE": "/x", "AUTH_JWKS_URL": "http://x"}, []string{"both set"}},
+		{map[string]string{"AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a", "AUTH_JWKS_FILE": "/x", "AUTH_JWKS_URL": "http://x"}, []string{"one JWKS source"}},
 		{map[string]string{"AUTH_MODE": "basic"}, []string{`AUTH_MODE="basic"`}},
 		{map[string]string{"AUTH_MODE": "none", "RATE_LIMIT": "-1"}, []string{"RATE_LIMIT"}},
 	} {

@@ -84,10 +84,9 @@ var (
 	errLongSubject   = &Error{Reason: "subject longer than 128 characters"}
 )
 
-// NewVerifier loads the key set and returns a verifier. ctx bounds the first
-// fetch of a JWKS URL and, when it ends, stops the background refresh. The
-// error says which setting is wrong or which source could not be read.
-func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
+// Check says what the configuration lacks, naming the settings: an issuer,
+// an audience and exactly one JWKS source.
+func (cfg VerifierConfig) Check() error {
 	var missing []string
 	if cfg.Issuer == "" {
 		missing = append(missing, "AUTH_ISSUER")
@@ -99,10 +98,20 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		missing = append(missing, "AUTH_JWKS_URL or AUTH_JWKS_FILE")
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("AUTH_MODE=jwt needs %s", strings.Join(missing, ", "))
+		return fmt.Errorf("AUTH_MODE=jwt needs %s", strings.Join(missing, ", "))
 	}
 	if cfg.JWKSURL != "" && cfg.JWKSFile != "" {
-		return nil, errors.New("AUTH_MODE=jwt takes one JWKS source: set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both")
+		return errors.New("AUTH_MODE=jwt takes one JWKS source: set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both")
+	}
+	return nil
+}
+
+// NewVerifier loads the key set and returns a verifier. ctx bounds the first
+// fetch of a JWKS URL and, when it ends, stops the background refresh. The
+// error says which setting is wrong or which source could not be read.
+func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
 	}
 	now := cfg.Now
 	if now == nil {

@@ -456,6 +456,11 @@ func (w *chunkWriter) run() {
 				close(w.fail)
 			}
 		}
+		for _, r := range j.rows {
+			if r.Release != nil {
+				r.Release()
+			}
+		}
 	}
 }
 

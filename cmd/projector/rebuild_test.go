@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
@@ -28,16 +27,7 @@ func TestRebuildCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, err := pgxpool.New(context.Background(), eventsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer events.Close()
-	read, err := pgxpool.New(context.Background(), readURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer read.Close()
+	events, read := testPools(t, eventsURL, readURL)
 
 	serveCtx, stopServe := context.WithCancel(context.Background())
 	ready := make(chan string, 1)

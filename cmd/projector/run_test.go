@@ -90,6 +90,23 @@ VALUES ($1, 'BankAccount', $2, $3, 'MoneyDeposited', 1, '{"amount":2.5,"descript
 	}
 }
 
+// testPools opens pools on the two databases, closed when the test ends
+// (closing them earlier is fine).
+func testPools(t *testing.T, eventsURL, readURL string) (events, read *pgxpool.Pool) {
+	t.Helper()
+	events, err := pgxpool.New(context.Background(), eventsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(events.Close)
+	read, err = pgxpool.New(context.Background(), readURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(read.Close)
+	return events, read
+}
+
 // client keeps no connections, so that nothing of it outlives a request.
 var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 
@@ -131,16 +148,7 @@ func TestServeProjectsAndShutsDown(t *testing.T) {
 		t.Fatalf("/readyz %d %s", code, body)
 	}
 
-	events, err := pgxpool.New(context.Background(), eventsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer events.Close()
-	read, err := pgxpool.New(context.Background(), readURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer read.Close()
+	events, read := testPools(t, eventsURL, readURL)
 	id := uuid.New()
 	appendAccount(t, events, id, 3)
 	var balance int64
@@ -230,16 +238,7 @@ func TestReadyzUnavailableWhileBatchesFail(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)), ready) }()
 	base := "http://" + <-ready
-	events, err := pgxpool.New(context.Background(), eventsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer events.Close()
-	read, err := pgxpool.New(context.Background(), readURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer read.Close()
+	events, read := testPools(t, eventsURL, readURL)
 
 	// A write the read database refuses, whatever the cause.
 	if _, err := read.Exec(context.Background(), `ALTER TABLE account_balances ADD CONSTRAINT poison CHECK (owner_id <> 'o')`); err != nil {

@@ -187,6 +187,9 @@ func (f *balancesBulk) Apply(e eventlog.RecordedEvent, _ bool) error {
 
 func (f *balancesBulk) Stream() []Rows { return nil }
 
+// checksStreams: applyBalance refuses a gap and a stream that does not open.
+func (f *balancesBulk) checksStreams() {}
+
 func (f *balancesBulk) Size() int { return len(f.accounts) }
 
 func (f *balancesBulk) Save(ctx context.Context, replace func(context.Context, Rows) error) error {

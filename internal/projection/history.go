@@ -24,7 +24,9 @@ func TransactionHistory() Projection { return history{} }
 func (history) Name() string              { return TransactionHistoryName }
 func (history) Tables() []readmodel.Table { return []readmodel.Table{readmodel.TransactionHistory} }
 func (history) NewCache(limit int) Cache  { return newStateCache[streamState](limit) }
-func (history) Bulk() BulkFold            { return &historyBulk{states: map[uuid.UUID]*streamState{}} }
+func (history) Bulk() BulkFold {
+	return &historyBulk{states: map[uuid.UUID]*streamState{}, free: make(chan []readmodel.Transaction, 3)}
+}
 
 // historyTable is where the history folds onto: the balance after the
 // account's latest row.
@@ -89,6 +91,10 @@ SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[
 type historyBulk struct {
 	states map[uuid.UUID]*streamState // pointers: one lookup per event
 	rows   []readmodel.Transaction
+	// free holds the slices of chunks written, for the next chunks: a
+	// chunk's rows are megabytes, and making them anew each chunk made the
+	// garbage collector the load's largest cost after decoding.
+	free chan []readmodel.Transaction
 }
 
 func (f *historyBulk) Apply(e eventlog.RecordedEvent, emit bool) error {
@@ -114,11 +120,22 @@ func (f *historyBulk) Stream() []Rows {
 	if len(f.rows) == 0 {
 		return nil
 	}
-	rows := f.rows
-	// The writer owns them now; the next chunk's are about as many, and
-	// growing a slice row by row costs more than folding them.
-	f.rows = make([]readmodel.Transaction, 0, cap(rows))
-	return []Rows{historyRows(rows)}
+	rows := f.rows // the writer's until it releases them
+	select {
+	case f.rows = <-f.free:
+	default:
+		// The next chunk's rows are about as many: growing a slice row by
+		// row costs more than folding them.
+		f.rows = make([]readmodel.Transaction, 0, cap(rows))
+	}
+	r := historyRows(rows)
+	r.Release = func() {
+		select {
+		case f.free <- rows[:0]:
+		default:
+		}
+	}
+	return []Rows{r}
 }
 
 func (f *historyBulk) Size() int { return len(f.states) }

@@ -96,6 +96,9 @@ type Rows struct {
 	Table readmodel.Table
 	N     int
 	Fill  func(i int, vals []any)
+	// Release, when set, is called once the rows are written (or failed):
+	// the memory behind them may be used again.
+	Release func()
 }
 
 // TableNames names a projection's tables in the database: the live ones, or

@@ -91,7 +91,7 @@ func (rb *rebuilder) load(ctx, wctx context.Context, row *rebuildRow) error {
 	defer w.stop()
 
 	lastSave := time.Now()
-	guard := streamGuard{versions: map[uuid.UUID]*int{}, resumed: saved != nil}
+	guard := newStreamGuard(folds, saved != nil)
 	for r := range results {
 		if r.err != nil {
 			return fmt.Errorf("rebuild: %w", r.err)
@@ -193,7 +193,25 @@ type streamGuard struct {
 	resumed  bool
 }
 
-func (g streamGuard) check(e eventlog.RecordedEvent) error {
+// streamChecker is a BulkFold that refuses what streamGuard refuses already
+// (balances, which folds every stream through the aggregate).
+type streamChecker interface{ checksStreams() }
+
+// newStreamGuard returns the guard folds need, nil when one of them checks
+// the streams itself: the load folds every event, so no check runs twice.
+func newStreamGuard(folds []BulkFold, resumed bool) *streamGuard {
+	for _, f := range folds {
+		if _, ok := f.(streamChecker); ok {
+			return nil
+		}
+	}
+	return &streamGuard{versions: map[uuid.UUID]*int{}, resumed: resumed}
+}
+
+func (g *streamGuard) check(e eventlog.RecordedEvent) error {
+	if g == nil {
+		return nil
+	}
 	v := g.versions[e.StreamID]
 	if v == nil {
 		v = new(int)
@@ -436,6 +454,11 @@ func (w *chunkWriter) run() {
 			if err := w.rb.writeChunk(w.ctx, j.rows, j.last, j.done); err != nil {
 				w.err = err
 				close(w.fail)
+			}
+		}
+		for _, r := range j.rows {
+			if r.Release != nil {
+				r.Release()
 			}
 		}
 	}

@@ -1263,6 +1263,7 @@ type ClientInterface interface {
 	//
 	// One item per UTC day with activity (a day is the UTC date of the event's
 	// `recorded_at`), from `from` to `to` inclusive; the default is the last 30 days.
+	// Transfers are counted by direction; a returned transfer counts as a transfer in.
 	//
 	// Corresponds with GET /accounts/{id}/daily-summaries (the `ListDailySummaries` operationId).
 	ListDailySummaries(ctx context.Context, id AccountId, params *ListDailySummariesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1552,6 +1553,7 @@ func (c *Client) CloseAccount(ctx context.Context, id AccountId, params *CloseAc
 //
 // One item per UTC day with activity (a day is the UTC date of the event's
 // `recorded_at`), from `from` to `to` inclusive; the default is the last 30 days.
+// Transfers are counted by direction; a returned transfer counts as a transfer in.
 //
 // Corresponds with GET /accounts/{id}/daily-summaries (the `ListDailySummaries` operationId).
 func (c *Client) ListDailySummaries(ctx context.Context, id AccountId, params *ListDailySummariesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3215,6 +3217,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// One item per UTC day with activity (a day is the UTC date of the event's
 	// `recorded_at`), from `from` to `to` inclusive; the default is the last 30 days.
+	// Transfers are counted by direction; a returned transfer counts as a transfer in.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5821,6 +5824,7 @@ func (c *ClientWithResponses) CloseAccountWithResponse(ctx context.Context, id A
 //
 // One item per UTC day with activity (a day is the UTC date of the event's
 // `recorded_at`), from `from` to `to` inclusive; the default is the last 30 days.
+// Transfers are counted by direction; a returned transfer counts as a transfer in.
 //
 // Returns a wrapper object for the known response body format(s).
 //

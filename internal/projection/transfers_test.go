@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -333,4 +334,53 @@ SELECT stream, 'BankAccount', version, gen_random_uuid(), typ, 2, data FROM (
 	if rep, err := Verify(ctx, e.tailer, e.read); err != nil || len(rep.Drifts) > 0 {
 		t.Fatalf("Verify = %+v, %v", rep, err)
 	}
+}
+
+// TestTransfersRebuildResumes interrupts a rebuild after its first chunk,
+// when transfers sent in it are still pending, and resumes it: the saved rows
+// are read back (Restore) and the steps after them finish them.
+func TestTransfersRebuildResumes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	a, b := uuid.New(), uuid.New()
+	s := newTransferScript(t, e, time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), a, b)
+	var ids []uuid.UUID
+	for i := range 12 {
+		tr := uuid.New()
+		ids = append(ids, tr)
+		s.send(tr, a, b, int64(10+i), "")
+	}
+	for i, tr := range ids {
+		if i%3 == 0 {
+			s.giveBack(tr, a, b, int64(10+i), "refused")
+		} else {
+			s.receive(tr, a, b, int64(10+i), "")
+		}
+	}
+	if err := e.runner(t, Options{}).CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live := assertTablesMatchReplay(t, e)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	_, err := Rebuild(runCtx, e.events, e.read, rebuildOpts(t, RebuildOptions{ChunkSize: 10, afterChunk: func(int64) { cancel() }}))
+	cancel()
+	if !errors.Is(err, ErrRebuildInterrupted) {
+		t.Fatalf("interrupted rebuild: %v", err)
+	}
+	if n := count(t, e.read, `SELECT count(*) FROM transfers_rebuild WHERE status = 'pending'`); n == 0 {
+		t.Fatal("test setup: no pending transfer saved by the interrupted rebuild")
+	}
+	res, err := Rebuild(ctx, e.events, e.read, rebuildOpts(t, RebuildOptions{ChunkSize: 10}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed {
+		t.Fatalf("result %+v: not resumed", res)
+	}
+	if ds := Compare(live, assertTablesMatchReplay(t, e)); len(ds) > 0 {
+		t.Fatalf("the resumed rebuild differs from the live projection: %v", ds)
+	}
+	assertNoRebuildLeft(t, e)
 }

@@ -196,14 +196,23 @@ func (e ReadinessStatus) Valid() bool {
 
 // Defines values for TransactionType.
 const (
-	TransactionTypeDeposit    TransactionType = "deposit"
-	TransactionTypeWithdrawal TransactionType = "withdrawal"
+	TransactionTypeDeposit          TransactionType = "deposit"
+	TransactionTypeTransferIn       TransactionType = "transfer_in"
+	TransactionTypeTransferOut      TransactionType = "transfer_out"
+	TransactionTypeTransferReturned TransactionType = "transfer_returned"
+	TransactionTypeWithdrawal       TransactionType = "withdrawal"
 )
 
 // Valid indicates whether the value is a known member of the TransactionType enum.
 func (e TransactionType) Valid() bool {
 	switch e {
 	case TransactionTypeDeposit:
+		return true
+	case TransactionTypeTransferIn:
+		return true
+	case TransactionTypeTransferOut:
+		return true
+	case TransactionTypeTransferReturned:
 		return true
 	case TransactionTypeWithdrawal:
 		return true
@@ -360,6 +369,14 @@ type CurrencyTotal struct {
 	// Example: USD
 	Currency CurrencyCode `json:"currency"`
 
+	// InFlight A non-negative decimal amount in the account's currency, with at most (in
+	// requests) or exactly (in responses) the currency's minor digits, at most 10^15
+	// minor units.
+	//
+	//
+	// Example: 125.50
+	InFlight Amount `json:"in_flight"`
+
 	// Total A non-negative decimal amount in the account's currency, with at most (in
 	// requests) or exactly (in responses) the currency's minor digits, at most 10^15
 	// minor units.
@@ -389,8 +406,28 @@ type DailySummary struct {
 	//
 	//
 	// Example: 125.50
-	DepositsTotal    Amount `json:"deposits_total"`
-	WithdrawalsCount int64  `json:"withdrawals_count"`
+	DepositsTotal Amount `json:"deposits_total"`
+
+	// TransfersInCount Transfers received, and transfers returned to this account.
+	TransfersInCount int64 `json:"transfers_in_count"`
+
+	// TransfersInTotal A non-negative decimal amount in the account's currency, with at most (in
+	// requests) or exactly (in responses) the currency's minor digits, at most 10^15
+	// minor units.
+	//
+	//
+	// Example: 125.50
+	TransfersInTotal  Amount `json:"transfers_in_total"`
+	TransfersOutCount int64  `json:"transfers_out_count"`
+
+	// TransfersOutTotal A non-negative decimal amount in the account's currency, with at most (in
+	// requests) or exactly (in responses) the currency's minor digits, at most 10^15
+	// minor units.
+	//
+	//
+	// Example: 125.50
+	TransfersOutTotal Amount `json:"transfers_out_total"`
+	WithdrawalsCount  int64  `json:"withdrawals_count"`
 
 	// WithdrawalsTotal A non-negative decimal amount in the account's currency, with at most (in
 	// requests) or exactly (in responses) the currency's minor digits, at most 10^15
@@ -566,13 +603,21 @@ type Transaction struct {
 	// Example: 125.50
 	BalanceAfter Amount `json:"balance_after"`
 
-	// Description "" when none was given.
+	// CounterpartyAccountId The other account of a transfer step (the destination for `transfer_out`
+	// and `transfer_returned`, the source for `transfer_in`); null for deposits
+	// and withdrawals.
+	CounterpartyAccountId *openapi_types.UUID `json:"counterparty_account_id"`
+
+	// Description "" when none was given; for `transfer_returned`, the reason.
 	Description string `json:"description"`
 
 	// EventId Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
-	EventId    Uuid            `json:"event_id"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Type       TransactionType `json:"type"`
+	EventId    Uuid      `json:"event_id"`
+	OccurredAt time.Time `json:"occurred_at"`
+
+	// TransferId The transfer of a transfer step; null for deposits and withdrawals.
+	TransferId *openapi_types.UUID `json:"transfer_id"`
+	Type       TransactionType     `json:"type"`
 
 	// Version The number of events in the account's stream.
 	Version Version `json:"version"`
@@ -621,6 +666,14 @@ type Transfer struct {
 
 	// ToAccountId Example: 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10
 	ToAccountId Uuid `json:"to_account_id"`
+}
+
+// TransferPage defines model for TransferPage.
+type TransferPage struct {
+	Items []Transfer `json:"items"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *NextCursor `json:"next_cursor"`
 }
 
 // TransferRequest defines model for TransferRequest.
@@ -839,6 +892,25 @@ type ListAccountEventsParams struct {
 
 // ListTransactionsParams defines parameters for ListTransactions.
 type ListTransactionsParams struct {
+	// Limit Page size, 1-200 (default 50); anything else is 400 `validation_failed`.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page (opaque); anything else is 400 `validation_failed`.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// MinVersion Read-your-writes: wait (up to `MIN_VERSION_WAIT`, 2 s by default) until the
+	// projection holds this version of the account (the `version` of a command
+	// response). Not reached in time: 503 `projection_lagging` with `Retry-After`. A
+	// version the account has never reached: 400 `validation_failed`.
+	MinVersion *MinVersion `form:"min_version,omitempty" json:"min_version,omitempty"`
+
+	// XRequestID The request's id, echoed in the response. Up to 128 of `[A-Za-z0-9._:-]`;
+	// anything else (or none) is replaced by a generated id.
+	XRequestID *XRequestID `json:"X-Request-ID,omitempty"`
+}
+
+// ListAccountTransfersParams defines parameters for ListAccountTransfers.
+type ListAccountTransfersParams struct {
 	// Limit Page size, 1-200 (default 50); anything else is 400 `validation_failed`.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
@@ -1207,6 +1279,7 @@ type ClientInterface interface {
 	//
 	// One item per UTC day with activity (a day is the UTC date of the event's
 	// `recorded_at`), from `from` to `to` inclusive; the default is the last 30 days.
+	// Transfers are counted by direction; a returned transfer counts as a transfer in.
 	//
 	// Corresponds with GET /accounts/{id}/daily-summaries (the `ListDailySummaries` operationId).
 	ListDailySummaries(ctx context.Context, id AccountId, params *ListDailySummariesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1243,13 +1316,27 @@ type ClientInterface interface {
 	// Corresponds with GET /accounts/{id}/events (the `ListAccountEvents` operationId).
 	ListAccountEvents(ctx context.Context, id AccountId, params *ListAccountEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListTransactions List an account's deposits and withdrawals, newest first
+	// ListTransactions List an account's deposits, withdrawals and transfer steps, newest first
 	//
-	// The account's deposits and withdrawals from the projection, newest first,
-	// each with the balance after it; paginated with `limit` and `cursor`.
+	// The account's deposits, withdrawals and transfer steps from the projection,
+	// newest first, each with the balance after it; paginated with `limit` and
+	// `cursor`. A transfer step (`transfer_out`, `transfer_in`,
+	// `transfer_returned`) carries the transfer's id and the other account
+	// (the destination for `transfer_out` and `transfer_returned`, the source
+	// for `transfer_in`) and the transfer's description (a return: its reason).
 	//
 	// Corresponds with GET /accounts/{id}/transactions (the `ListTransactions` operationId).
 	ListTransactions(ctx context.Context, id AccountId, params *ListTransactionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAccountTransfers List an account's transfers, newest first
+	//
+	// The transfers the account sent or received, from the projection's
+	// `transfers` table, newest first (by `created_at`); paginated with `limit`
+	// and `cursor`. Only the account's owner or an admin sees them; for anyone
+	// else the account is 404 `account_not_found`, as an unknown one.
+	//
+	// Corresponds with GET /accounts/{id}/transfers (the `ListAccountTransfers` operationId).
+	ListAccountTransfers(ctx context.Context, id AccountId, params *ListAccountTransfersParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// WithdrawMoneyWithBody Withdraw money
 	//
@@ -1321,7 +1408,9 @@ type ClientInterface interface {
 
 	// GetSummary Totals over all accounts
 	//
-	// Account counts by status and, per currency, the sum of all balances, from the projection.
+	// Account counts by status and, per currency, the sum of all balances and
+	// `in_flight`, the sum of the pending transfers (money that left a source and
+	// has not reached its destination yet), from the projection.
 	//
 	// Corresponds with GET /summary (the `GetSummary` operationId).
 	GetSummary(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1500,6 +1589,7 @@ func (c *Client) CloseAccount(ctx context.Context, id AccountId, params *CloseAc
 //
 // One item per UTC day with activity (a day is the UTC date of the event's
 // `recorded_at`), from `from` to `to` inclusive; the default is the last 30 days.
+// Transfers are counted by direction; a returned transfer counts as a transfer in.
 //
 // Corresponds with GET /accounts/{id}/daily-summaries (the `ListDailySummaries` operationId).
 func (c *Client) ListDailySummaries(ctx context.Context, id AccountId, params *ListDailySummariesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1576,14 +1666,38 @@ func (c *Client) ListAccountEvents(ctx context.Context, id AccountId, params *Li
 	return c.Client.Do(req)
 }
 
-// ListTransactions List an account's deposits and withdrawals, newest first
+// ListTransactions List an account's deposits, withdrawals and transfer steps, newest first
 //
-// The account's deposits and withdrawals from the projection, newest first,
-// each with the balance after it; paginated with `limit` and `cursor`.
+// The account's deposits, withdrawals and transfer steps from the projection,
+// newest first, each with the balance after it; paginated with `limit` and
+// `cursor`. A transfer step (`transfer_out`, `transfer_in`,
+// `transfer_returned`) carries the transfer's id and the other account
+// (the destination for `transfer_out` and `transfer_returned`, the source
+// for `transfer_in`) and the transfer's description (a return: its reason).
 //
 // Corresponds with GET /accounts/{id}/transactions (the `ListTransactions` operationId).
 func (c *Client) ListTransactions(ctx context.Context, id AccountId, params *ListTransactionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListTransactionsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAccountTransfers List an account's transfers, newest first
+//
+// The transfers the account sent or received, from the projection's
+// `transfers` table, newest first (by `created_at`); paginated with `limit`
+// and `cursor`. Only the account's owner or an admin sees them; for anyone
+// else the account is 404 `account_not_found`, as an unknown one.
+//
+// Corresponds with GET /accounts/{id}/transfers (the `ListAccountTransfers` operationId).
+func (c *Client) ListAccountTransfers(ctx context.Context, id AccountId, params *ListAccountTransfersParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAccountTransfersRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1734,7 +1848,9 @@ func (c *Client) GetReadiness(ctx context.Context, params *GetReadinessParams, r
 
 // GetSummary Totals over all accounts
 //
-// Account counts by status and, per currency, the sum of all balances, from the projection.
+// Account counts by status and, per currency, the sum of all balances and
+// `in_flight`, the sum of the pending transfers (money that left a source and
+// has not reached its destination yet), from the projection.
 //
 // Corresponds with GET /summary (the `GetSummary` operationId).
 func (c *Client) GetSummary(ctx context.Context, params *GetSummaryParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2576,6 +2692,106 @@ func NewListTransactionsRequest(server string, id AccountId, params *ListTransac
 	return req, nil
 }
 
+// NewListAccountTransfersRequest constructs an http.Request for the ListAccountTransfers method
+func NewListAccountTransfersRequest(server string, id AccountId, params *ListAccountTransfersParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/accounts/%s/transfers", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MinVersion != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "min_version", *params.MinVersion, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XRequestID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Request-ID", *params.XRequestID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Request-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewWithdrawMoneyRequest calls the generic WithdrawMoney builder with application/json body
 func NewWithdrawMoneyRequest(server string, id AccountId, params *WithdrawMoneyParams, body WithdrawMoneyJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3161,6 +3377,7 @@ type ClientWithResponsesInterface interface {
 	//
 	// One item per UTC day with activity (a day is the UTC date of the event's
 	// `recorded_at`), from `from` to `to` inclusive; the default is the last 30 days.
+	// Transfers are counted by direction; a returned transfer counts as a transfer in.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3201,15 +3418,31 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /accounts/{id}/events (the `ListAccountEvents` operationId).
 	ListAccountEventsWithResponse(ctx context.Context, id AccountId, params *ListAccountEventsParams, reqEditors ...RequestEditorFn) (*ListAccountEventsResponse, error)
 
-	// ListTransactionsWithResponse List an account's deposits and withdrawals, newest first
+	// ListTransactionsWithResponse List an account's deposits, withdrawals and transfer steps, newest first
 	//
-	// The account's deposits and withdrawals from the projection, newest first,
-	// each with the balance after it; paginated with `limit` and `cursor`.
+	// The account's deposits, withdrawals and transfer steps from the projection,
+	// newest first, each with the balance after it; paginated with `limit` and
+	// `cursor`. A transfer step (`transfer_out`, `transfer_in`,
+	// `transfer_returned`) carries the transfer's id and the other account
+	// (the destination for `transfer_out` and `transfer_returned`, the source
+	// for `transfer_in`) and the transfer's description (a return: its reason).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /accounts/{id}/transactions (the `ListTransactions` operationId).
 	ListTransactionsWithResponse(ctx context.Context, id AccountId, params *ListTransactionsParams, reqEditors ...RequestEditorFn) (*ListTransactionsResponse, error)
+
+	// ListAccountTransfersWithResponse List an account's transfers, newest first
+	//
+	// The transfers the account sent or received, from the projection's
+	// `transfers` table, newest first (by `created_at`); paginated with `limit`
+	// and `cursor`. Only the account's owner or an admin sees them; for anyone
+	// else the account is 404 `account_not_found`, as an unknown one.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /accounts/{id}/transfers (the `ListAccountTransfers` operationId).
+	ListAccountTransfersWithResponse(ctx context.Context, id AccountId, params *ListAccountTransfersParams, reqEditors ...RequestEditorFn) (*ListAccountTransfersResponse, error)
 
 	// WithdrawMoneyWithBodyWithResponse Withdraw money
 	//
@@ -3291,7 +3524,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetSummaryWithResponse Totals over all accounts
 	//
-	// Account counts by status and, per currency, the sum of all balances, from the projection.
+	// Account counts by status and, per currency, the sum of all balances and
+	// `in_flight`, the sum of the pending transfers (money that left a source and
+	// has not reached its destination yet), from the projection.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4670,6 +4905,163 @@ func (r ListTransactionsResponse) ContentType() string {
 	return ""
 }
 
+// ListAccountTransfersResponse200Headers the declared response headers of an HTTP 200 response for ListAccountTransfers
+type ListAccountTransfersResponse200Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         string
+}
+
+// ListAccountTransfersResponse400Headers the declared response headers of an HTTP 400 response for ListAccountTransfers
+type ListAccountTransfersResponse400Headers struct {
+	XRequestID string
+}
+
+// ListAccountTransfersResponse401Headers the declared response headers of an HTTP 401 response for ListAccountTransfers
+type ListAccountTransfersResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestID      string
+}
+
+// ListAccountTransfersResponse403Headers the declared response headers of an HTTP 403 response for ListAccountTransfers
+type ListAccountTransfersResponse403Headers struct {
+	WWWAuthenticate *string
+	XRequestID      string
+}
+
+// ListAccountTransfersResponse404Headers the declared response headers of an HTTP 404 response for ListAccountTransfers
+type ListAccountTransfersResponse404Headers struct {
+	XRequestID string
+}
+
+// ListAccountTransfersResponse429Headers the declared response headers of an HTTP 429 response for ListAccountTransfers
+type ListAccountTransfersResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestID         string
+}
+
+// ListAccountTransfersResponse503Headers the declared response headers of an HTTP 503 response for ListAccountTransfers
+type ListAccountTransfersResponse503Headers struct {
+	RetryAfter int
+	XRequestID string
+}
+
+// ListAccountTransfersResponseDefaultHeaders the declared response headers of an HTTP default response for ListAccountTransfers
+type ListAccountTransfersResponseDefaultHeaders struct {
+	RetryAfter *int
+	XRequestID string
+}
+
+type ListAccountTransfersResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TransferPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *AccountNotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ProjectionLagging
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAccountTransfersResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListAccountTransfersResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListAccountTransfersResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListAccountTransfersResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListAccountTransfersResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListAccountTransfersResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListAccountTransfersResponse503Headers
+	// HeadersDefault the parsed response headers for an HTTP default response
+	HeadersDefault *ListAccountTransfersResponseDefaultHeaders
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAccountTransfersResponse) GetJSON200() *TransferPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListAccountTransfersResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListAccountTransfersResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListAccountTransfersResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListAccountTransfersResponse) GetApplicationproblemJSON404() *AccountNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListAccountTransfersResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListAccountTransfersResponse) GetApplicationproblemJSON503() *ProjectionLagging {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListAccountTransfersResponse) GetApplicationproblemJSONDefault() *InternalError {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAccountTransfersResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAccountTransfersResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAccountTransfersResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAccountTransfersResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // WithdrawMoneyResponse200Headers the declared response headers of an HTTP 200 response for WithdrawMoney
 type WithdrawMoneyResponse200Headers struct {
 	ETag               string
@@ -5754,6 +6146,7 @@ func (c *ClientWithResponses) CloseAccountWithResponse(ctx context.Context, id A
 //
 // One item per UTC day with activity (a day is the UTC date of the event's
 // `recorded_at`), from `from` to `to` inclusive; the default is the last 30 days.
+// Transfers are counted by direction; a returned transfer counts as a transfer in.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5818,10 +6211,14 @@ func (c *ClientWithResponses) ListAccountEventsWithResponse(ctx context.Context,
 	return ParseListAccountEventsResponse(rsp)
 }
 
-// ListTransactionsWithResponse List an account's deposits and withdrawals, newest first
+// ListTransactionsWithResponse List an account's deposits, withdrawals and transfer steps, newest first
 //
-// The account's deposits and withdrawals from the projection, newest first,
-// each with the balance after it; paginated with `limit` and `cursor`.
+// The account's deposits, withdrawals and transfer steps from the projection,
+// newest first, each with the balance after it; paginated with `limit` and
+// `cursor`. A transfer step (`transfer_out`, `transfer_in`,
+// `transfer_returned`) carries the transfer's id and the other account
+// (the destination for `transfer_out` and `transfer_returned`, the source
+// for `transfer_in`) and the transfer's description (a return: its reason).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5832,6 +6229,24 @@ func (c *ClientWithResponses) ListTransactionsWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseListTransactionsResponse(rsp)
+}
+
+// ListAccountTransfersWithResponse List an account's transfers, newest first
+//
+// The transfers the account sent or received, from the projection's
+// `transfers` table, newest first (by `created_at`); paginated with `limit`
+// and `cursor`. Only the account's owner or an admin sees them; for anyone
+// else the account is 404 `account_not_found`, as an unknown one.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /accounts/{id}/transfers (the `ListAccountTransfers` operationId).
+func (c *ClientWithResponses) ListAccountTransfersWithResponse(ctx context.Context, id AccountId, params *ListAccountTransfersParams, reqEditors ...RequestEditorFn) (*ListAccountTransfersResponse, error) {
+	rsp, err := c.ListAccountTransfers(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAccountTransfersResponse(rsp)
 }
 
 // WithdrawMoneyWithBodyWithResponse Withdraw money
@@ -5956,7 +6371,9 @@ func (c *ClientWithResponses) GetReadinessWithResponse(ctx context.Context, para
 
 // GetSummaryWithResponse Totals over all accounts
 //
-// Account counts by status and, per currency, the sum of all balances, from the projection.
+// Account counts by status and, per currency, the sum of all balances and
+// `in_flight`, the sum of the pending transfers (money that left a source and
+// has not reached its destination yet), from the projection.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8022,6 +8439,241 @@ func ParseListTransactionsResponse(rsp *http.Response) (*ListTransactionsRespons
 		response.Headers503 = &headers
 	case true:
 		var headers ListTransactionsResponseDefaultHeaders
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.HeadersDefault = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListAccountTransfersResponse parses an HTTP response from a ListAccountTransfersWithResponse call
+func ParseListAccountTransfersResponse(rsp *http.Response) (*ListAccountTransfersResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAccountTransfersResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TransferPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest AccountNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ProjectionLagging
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAccountTransfersResponse200Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListAccountTransfersResponse400Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListAccountTransfersResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListAccountTransfersResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListAccountTransfersResponse404Headers
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers ListAccountTransfersResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListAccountTransfersResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = value
+		}
+		response.Headers503 = &headers
+	case true:
+		var headers ListAccountTransfersResponseDefaultHeaders
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -286,6 +286,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		"GET /accounts/{id}/transactions":    "listTransactions",
 		"GET /accounts/{id}/daily-summaries": "listDailySummaries",
 		"GET /accounts/{id}/events":          "listAccountEvents",
+		"GET /accounts/{id}/transfers":       "listAccountTransfers",
 		"GET /summary":                       "getSummary",
 		"POST /transfers":                    "createTransfer",
 		"GET /transfers/{id}":                "getTransfer",

@@ -31,6 +31,12 @@ type TransactionPage struct {
 	NextCursor *string             `json:"next_cursor"`
 }
 
+// TransferPage is a page of GET /accounts/{id}/transfers.
+type TransferPage struct {
+	Items      []query.Transfer `json:"items"`
+	NextCursor *string          `json:"next_cursor"`
+}
+
 // DailySummaries is the answer of GET /accounts/{id}/daily-summaries.
 type DailySummaries struct {
 	Items []query.DailySummary `json:"items"`
@@ -285,6 +291,66 @@ func (h *handler) transactions(w http.ResponseWriter, r *http.Request) {
 		out.NextCursor = versionCursor(page.Items[len(page.Items)-1].Version)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// accountTransfers answers GET /accounts/{id}/transfers?limit=&cursor=&min_version=:
+// the transfers the account sent or received, from the transfers read table.
+// min_version waits for account_balances as the other account queries do:
+// the Runner commits every projection's share of a batch in one transaction,
+// so the transfers table holds the account's version N when account_balances
+// does (a rebuild swaps its tables in at a position both have reached).
+func (h *handler) accountTransfers(w http.ResponseWriter, r *http.Request) {
+	id, n, err := accountQuery(r)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	limit, after, err := transferPage(r)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	if err := h.awaitVersion(r, id, n, true); err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	page, err := h.queries.AccountTransfers(r.Context(), id, ownerFilter(r), limit, after)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	out := TransferPage{Items: page.Items}
+	if page.More {
+		last := page.Items[len(page.Items)-1]
+		// Microseconds: what the table keeps of created_at.
+		next := encodeCursor("t:" + strconv.FormatInt(last.CreatedAt.UnixMicro(), 10) + ":" + last.ID.String())
+		out.NextCursor = &next
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// transferPage reads ?limit= and a transfer cursor ("t:<created_at in Unix
+// microseconds>:<transfer id>"); after is nil without a cursor.
+func transferPage(r *http.Request) (limit int, after *query.TransferCursor, err error) {
+	if limit, err = pageLimit(r); err != nil {
+		return 0, nil, err
+	}
+	cursor, err := decodeCursor(r)
+	if err != nil || cursor == "" {
+		return limit, nil, err
+	}
+	bad := invalid("cursor", "is not a cursor this API returned")
+	rest, ok := strings.CutPrefix(cursor, "t:")
+	micros, rawID, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || len(rawID) != 36 {
+		return 0, nil, bad
+	}
+	us, perr := strconv.ParseInt(micros, 10, 64)
+	id, uerr := uuid.Parse(rawID)
+	if perr != nil || uerr != nil {
+		return 0, nil, bad
+	}
+	return limit, &query.TransferCursor{CreatedAt: time.UnixMicro(us).UTC(), ID: id}, nil
 }
 
 // dailySummaries answers GET /accounts/{id}/daily-summaries?from=&to=&min_version=.

@@ -62,8 +62,11 @@ func TestQueryTransactions(t *testing.T) {
 			}
 			for _, it := range items {
 				tx := it.(map[string]any)
-				if d := cmp.Diff([]string{"amount", "balance_after", "description", "event_id", "occurred_at", "type", "version"}, jsonKeys(tx)); d != "" {
+				if d := cmp.Diff([]string{"amount", "balance_after", "counterparty_account_id", "description", "event_id", "occurred_at", "transfer_id", "type", "version"}, jsonKeys(tx)); d != "" {
 					t.Fatalf("item fields (-want +got):\n%s", d)
+				}
+				if tx["transfer_id"] != nil || tx["counterparty_account_id"] != nil {
+					t.Errorf("a %s with transfer_id %v, counterparty_account_id %v: want null", tx["type"], tx["transfer_id"], tx["counterparty_account_id"])
 				}
 				eid := tx["event_id"].(string)
 				if _, err := uuid.Parse(eid); err != nil || seen[eid] {
@@ -133,6 +136,7 @@ func TestQueryDailySummaries(t *testing.T) {
 	todayRow := map[string]any{
 		"date": today.Format("2006-01-02"), "deposits_count": float64(2), "deposits_total": "150.00",
 		"withdrawals_count": float64(1), "withdrawals_total": "30.25", "closing_balance": "119.75",
+		"transfers_in_count": float64(0), "transfers_in_total": "0.00", "transfers_out_count": float64(0), "transfers_out_total": "0.00",
 	}
 	// Older days, written as the projector writes them, to test the range.
 	day := func(back int) string { return today.AddDate(0, 0, -back).Format("2006-01-02") }
@@ -150,6 +154,7 @@ VALUES ($1, $2::text::date, 'USD', 1, $3::bigint, 0, 0, $3::bigint, 1)`, id, day
 		return map[string]any{
 			"date": day(back), "deposits_count": float64(1), "deposits_total": amount,
 			"withdrawals_count": float64(0), "withdrawals_total": "0.00", "closing_balance": amount,
+			"transfers_in_count": float64(0), "transfers_in_total": "0.00", "transfers_out_count": float64(0), "transfers_out_total": "0.00",
 		}
 	}
 
@@ -219,8 +224,8 @@ func TestQuerySummary(t *testing.T) {
 	// Ignored parameters change nothing.
 	body := a.get("/summary?limit=1", nil).Body
 	want := `{"accounts":{"total":5,"active":4,"closed":1},"balances":[` +
-		`{"currency":"EUR","total":"0.00"},{"currency":"JPY","total":"500"},` +
-		`{"currency":"KWD","total":"1.250"},{"currency":"USD","total":"100.50"}]}`
+		`{"currency":"EUR","total":"0.00","in_flight":"0.00"},{"currency":"JPY","total":"500","in_flight":"0"},` +
+		`{"currency":"KWD","total":"1.250","in_flight":"0.000"},{"currency":"USD","total":"100.50","in_flight":"0.00"}]}`
 	if string(body) != want {
 		t.Errorf("summary:\n got %s\nwant %s", body, want)
 	}

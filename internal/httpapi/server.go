@@ -95,6 +95,7 @@ func NewRouter(d Deps) http.Handler {
 			r.Get("/accounts/{id}/transactions", h.transactions)
 			r.Get("/accounts/{id}/daily-summaries", h.dailySummaries)
 			r.Get("/accounts/{id}/events", h.auditTrail)
+			r.Get("/accounts/{id}/transfers", h.accountTransfers)
 			r.Get("/transfers/{id}", h.getTransfer)
 		})
 		r.With(requireScope(auth.ScopeAdmin)).Get("/summary", h.summary)

@@ -18,7 +18,8 @@ import (
 const DailySummariesName = "daily_summaries"
 
 // daily projects daily_summaries: per account and UTC day of recorded_at,
-// counts and totals of deposits and withdrawals and the closing balance.
+// counts and totals of deposits, withdrawals and transfers in and out (a
+// returned transfer is one in) and the closing balance.
 type daily struct{}
 
 // DailySummaries returns the daily_summaries projection.
@@ -42,14 +43,22 @@ var dailyTable = movementsTable{DailySummariesName, readmodel.DailySummaries, "l
 func addToDay(d *readmodel.DailySummary, e eventlog.RecordedEvent, m movement) error {
 	d.Currency = m.currency
 	d.ClosingBalanceMinor, d.LastVersion = m.balanceAfter, e.Version
-	var err error
-	if m.typ == readmodel.TypeDeposit {
-		d.DepositsCount++
-		err = d.DepositsTotalMinor.Add(m.amount)
-	} else {
-		d.WithdrawalsCount++
-		err = d.WithdrawalsTotalMinor.Add(m.amount)
+	var (
+		count *int
+		total *domain.Total
+	)
+	switch m.typ {
+	case readmodel.TypeDeposit:
+		count, total = &d.DepositsCount, &d.DepositsTotalMinor
+	case readmodel.TypeWithdrawal:
+		count, total = &d.WithdrawalsCount, &d.WithdrawalsTotalMinor
+	case readmodel.TypeTransferOut:
+		count, total = &d.TransfersOutCount, &d.TransfersOutTotalMinor
+	default: // transfer_in, transfer_returned: the money came (back) in
+		count, total = &d.TransfersInCount, &d.TransfersInTotalMinor
 	}
+	*count++
+	err := total.Add(m.amount)
 	if err != nil {
 		return fmt.Errorf("projection %s: event at %s of stream %s: %w", DailySummariesName, eventlog.PositionOf(e), e.StreamID, err)
 	}
@@ -106,12 +115,16 @@ func (w *dailyBatch) QueueWrite(b *pgx.Batch) {
 		depTotals, wdTotals = make([]string, n), make([]string, n)
 		closing             = make([]int64, n)
 		lastVersions        = make([]int32, n)
+		inCounts, outCounts = make([]int32, n), make([]int32, n)
+		inTotals, outTotals = make([]string, n), make([]string, n)
 	)
 	for i, r := range w.rows {
 		ids[i], days[i], curs[i] = r.AccountID, r.Day, r.Currency
 		depCounts[i], depTotals[i] = int32(r.DepositsCount), r.DepositsTotalMinor.String()
 		wdCounts[i], wdTotals[i] = int32(r.WithdrawalsCount), r.WithdrawalsTotalMinor.String()
 		closing[i], lastVersions[i] = r.ClosingBalanceMinor, int32(r.LastVersion)
+		inCounts[i], inTotals[i] = int32(r.TransfersInCount), r.TransfersInTotalMinor.String()
+		outCounts[i], outTotals[i] = int32(r.TransfersOutCount), r.TransfersOutTotalMinor.String()
 	}
 	// A day already in the table gets the batch's movements added. Every event of
 	// the batch is newer than any the table holds for the account (Fold checked
@@ -119,7 +132,8 @@ func (w *dailyBatch) QueueWrite(b *pgx.Batch) {
 	// that would go backwards count as not written. Totals travel as decimal
 	// text and are added as numeric: a batch's or a day's sum may pass 2^63.
 	b.Queue(`INSERT INTO `+ident(w.name)+` AS d (`+readmodel.DailySummaries.ColumnList()+`)
-SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::int[], $5::text[]::numeric[], $6::int[], $7::text[]::numeric[], $8::bigint[], $9::int[])
+SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::int[], $5::text[]::numeric[], $6::int[], $7::text[]::numeric[], $8::bigint[], $9::int[],
+                     $10::int[], $11::text[]::numeric[], $12::int[], $13::text[]::numeric[])
 ON CONFLICT (account_id, day) DO UPDATE SET
     currency = excluded.currency,
     deposits_count = d.deposits_count + excluded.deposits_count,
@@ -127,9 +141,13 @@ ON CONFLICT (account_id, day) DO UPDATE SET
     withdrawals_count = d.withdrawals_count + excluded.withdrawals_count,
     withdrawals_total_minor = d.withdrawals_total_minor + excluded.withdrawals_total_minor,
     closing_balance_minor = excluded.closing_balance_minor,
-    last_version = excluded.last_version
+    last_version = excluded.last_version,
+    transfers_in_count = d.transfers_in_count + excluded.transfers_in_count,
+    transfers_in_total_minor = d.transfers_in_total_minor + excluded.transfers_in_total_minor,
+    transfers_out_count = d.transfers_out_count + excluded.transfers_out_count,
+    transfers_out_total_minor = d.transfers_out_total_minor + excluded.transfers_out_total_minor
 WHERE d.last_version < excluded.last_version`,
-		ids, days, curs, depCounts, depTotals, wdCounts, wdTotals, closing, lastVersions).Exec(expectRows(DailySummariesName, w.name, n))
+		ids, days, curs, depCounts, depTotals, wdCounts, wdTotals, closing, lastVersions, inCounts, inTotals, outCounts, outTotals).Exec(expectRows(DailySummariesName, w.name, n))
 }
 
 // dailyBulk holds each account's state and every account's days. It is
@@ -196,6 +214,7 @@ func (f *dailyBulk) Save(ctx context.Context, replace func(context.Context, Rows
 		d := days[i]
 		v[0], v[1], v[2], v[3], v[4] = [16]byte(d.AccountID), d.Day, d.Currency, int32(d.DepositsCount), numeric(d.DepositsTotalMinor)
 		v[5], v[6], v[7], v[8] = int32(d.WithdrawalsCount), numeric(d.WithdrawalsTotalMinor), d.ClosingBalanceMinor, int32(d.LastVersion)
+		v[9], v[10], v[11], v[12] = int32(d.TransfersInCount), numeric(d.TransfersInTotalMinor), int32(d.TransfersOutCount), numeric(d.TransfersOutTotalMinor)
 	}})
 }
 

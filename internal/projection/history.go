@@ -14,8 +14,8 @@ import (
 // TransactionHistoryName is the name of the transaction_history projection.
 const TransactionHistoryName = "transaction_history"
 
-// history projects transaction_history: one row per deposit or withdrawal,
-// with the balance after it. Rows are only ever added.
+// history projects transaction_history: one row per deposit, withdrawal or
+// step of a transfer on the account it touched, with the balance after it. Rows are only ever added.
 type history struct{}
 
 // TransactionHistory returns the transaction_history projection.
@@ -37,7 +37,24 @@ func historyRow(e eventlog.RecordedEvent, m movement) readmodel.Transaction {
 	return readmodel.Transaction{
 		EventID: e.EventID, AccountID: e.StreamID, Type: m.typ, AmountMinor: m.amount, Currency: m.currency,
 		Description: m.description, BalanceAfterMinor: m.balanceAfter, Version: e.Version, OccurredAt: e.RecordedAt,
+		TransferID: nullUUID(m.transfer), CounterpartyAccountID: nullUUID(m.counterparty),
 	}
+}
+
+// nullUUID is id, or nil for the zero UUID (no transfer).
+func nullUUID(id uuid.UUID) *uuid.UUID {
+	if id == uuid.Nil {
+		return nil
+	}
+	return &id
+}
+
+// copyUUID is id as COPY encodes it: a [16]byte (see balanceValues), or nil.
+func copyUUID(id *uuid.UUID) any {
+	if id == nil {
+		return nil
+	}
+	return [16]byte(*id)
 }
 
 // historyRows are rows for COPY, in the table's column order.
@@ -46,6 +63,7 @@ func historyRows(rows []readmodel.Transaction) Rows {
 		r := &rows[i]
 		v[0], v[1], v[2], v[3], v[4] = [16]byte(r.EventID), [16]byte(r.AccountID), r.Type, r.AmountMinor, r.Currency
 		v[5], v[6], v[7], v[8] = r.Description, r.BalanceAfterMinor, int32(r.Version), r.OccurredAt
+		v[9], v[10] = copyUUID(r.TransferID), copyUUID(r.CounterpartyAccountID)
 	}}
 }
 
@@ -76,14 +94,16 @@ func (w *historyBatch) QueueWrite(b *pgx.Batch) {
 		amounts, balancesAfter = make([]int64, n), make([]int64, n)
 		versions               = make([]int32, n)
 		occurred               = make([]time.Time, n)
+		transfers, parties     = make([]*uuid.UUID, n), make([]*uuid.UUID, n)
 	)
 	for i, r := range w.rows {
 		eventIDs[i], accountIDs[i], types[i], curs[i], descs[i] = r.EventID, r.AccountID, r.Type, r.Currency, r.Description
 		amounts[i], balancesAfter[i], versions[i], occurred[i] = r.AmountMinor, r.BalanceAfterMinor, int32(r.Version), r.OccurredAt
+		transfers[i], parties[i] = r.TransferID, r.CounterpartyAccountID
 	}
 	b.Queue(`INSERT INTO `+ident(w.name)+` (`+readmodel.TransactionHistory.ColumnList()+`)
-SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::int[], $9::timestamptz[])`,
-		eventIDs, accountIDs, types, amounts, curs, descs, balancesAfter, versions, occurred).Exec(expectRows(TransactionHistoryName, w.name, n))
+SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::int[], $9::timestamptz[], $10::uuid[], $11::uuid[])`,
+		eventIDs, accountIDs, types, amounts, curs, descs, balancesAfter, versions, occurred, transfers, parties).Exec(expectRows(TransactionHistoryName, w.name, n))
 }
 
 // historyBulk holds each account's state; its rows are copied chunk by chunk

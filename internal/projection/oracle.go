@@ -14,19 +14,21 @@ import (
 	"github.com/evbank/bank/internal/readmodel"
 )
 
-// Tables is the content of the three read tables.
+// Tables is the content of the four read tables.
 type Tables struct {
-	Balances map[uuid.UUID]readmodel.AccountBalance
-	History  map[uuid.UUID]readmodel.Transaction // by event id
-	Daily    map[readmodel.DayKey]readmodel.DailySummary
+	Balances  map[uuid.UUID]readmodel.AccountBalance
+	History   map[uuid.UUID]readmodel.Transaction // by event id
+	Daily     map[readmodel.DayKey]readmodel.DailySummary
+	Transfers map[uuid.UUID]readmodel.Transfer // by transfer id
 }
 
 // NewTables returns empty Tables.
 func NewTables() Tables {
 	return Tables{
-		Balances: map[uuid.UUID]readmodel.AccountBalance{},
-		History:  map[uuid.UUID]readmodel.Transaction{},
-		Daily:    map[readmodel.DayKey]readmodel.DailySummary{},
+		Balances:  map[uuid.UUID]readmodel.AccountBalance{},
+		History:   map[uuid.UUID]readmodel.Transaction{},
+		Daily:     map[readmodel.DayKey]readmodel.DailySummary{},
+		Transfers: map[uuid.UUID]readmodel.Transfer{},
 	}
 }
 
@@ -60,38 +62,113 @@ func (f *Fold) Apply(e eventlog.RecordedEvent) error {
 	f.accounts[e.StreamID] = a
 	f.tables.Balances[e.StreamID] = balanceRow(e.StreamID, a)
 
+	if err := f.transfer(e); err != nil {
+		return err
+	}
+
+	// What the event did to the account's money, stated here in the oracle's
+	// own words rather than through the projections' movement.
 	var (
-		typ, cur, desc string
-		amount         int64
+		typ, cur, desc        string
+		amount                int64
+		transfer, counterpart *uuid.UUID
+		into                  func(d *readmodel.DailySummary) (*int, *domain.Total)
 	)
 	switch ev := e.Event.(type) {
 	case domain.MoneyDeposited:
 		typ, amount, cur, desc = readmodel.TypeDeposit, ev.AmountMinor, ev.Currency, ev.Description
+		into = func(d *readmodel.DailySummary) (*int, *domain.Total) { return &d.DepositsCount, &d.DepositsTotalMinor }
 	case domain.MoneyWithdrawn:
 		typ, amount, cur, desc = readmodel.TypeWithdrawal, ev.AmountMinor, ev.Currency, ev.Description
+		into = func(d *readmodel.DailySummary) (*int, *domain.Total) {
+			return &d.WithdrawalsCount, &d.WithdrawalsTotalMinor
+		}
+	case domain.TransferSent:
+		typ, amount, cur, desc = readmodel.TypeTransferOut, ev.AmountMinor, ev.Currency, ev.Description
+		transfer, counterpart = &ev.TransferID, &ev.ToAccountID
+		into = func(d *readmodel.DailySummary) (*int, *domain.Total) {
+			return &d.TransfersOutCount, &d.TransfersOutTotalMinor
+		}
+	case domain.TransferReceived:
+		typ, amount, cur, desc = readmodel.TypeTransferIn, ev.AmountMinor, ev.Currency, ev.Description
+		transfer, counterpart = &ev.TransferID, &ev.FromAccountID
+		into = func(d *readmodel.DailySummary) (*int, *domain.Total) {
+			return &d.TransfersInCount, &d.TransfersInTotalMinor
+		}
+	case domain.TransferReturned:
+		// The money came back: a transfer in (DESIGN §2), described by the reason.
+		typ, amount, cur, desc = readmodel.TypeTransferReturned, ev.AmountMinor, ev.Currency, ev.Reason
+		transfer, counterpart = &ev.TransferID, &ev.ToAccountID
+		into = func(d *readmodel.DailySummary) (*int, *domain.Total) {
+			return &d.TransfersInCount, &d.TransfersInTotalMinor
+		}
 	default:
 		return nil
 	}
 	f.tables.History[e.EventID] = readmodel.Transaction{
 		EventID: e.EventID, AccountID: e.StreamID, Type: typ, AmountMinor: amount, Currency: cur,
 		Description: desc, BalanceAfterMinor: a.Balance(), Version: e.Version, OccurredAt: e.RecordedAt,
+		TransferID: transfer, CounterpartyAccountID: counterpart,
 	}
 	key := readmodel.DayKey{AccountID: e.StreamID, Day: readmodel.UTCDay(e.RecordedAt)}
 	d := f.tables.Daily[key]
 	d.AccountID, d.Day, d.Currency = key.AccountID, key.Day, cur
-	var err error
-	if typ == readmodel.TypeDeposit {
-		d.DepositsCount++
-		err = d.DepositsTotalMinor.Add(amount)
-	} else {
-		d.WithdrawalsCount++
-		err = d.WithdrawalsTotalMinor.Add(amount)
-	}
-	if err != nil {
+	n, total := into(&d)
+	*n++
+	if err := total.Add(amount); err != nil {
 		return fmt.Errorf("fold: %s: %w", eventlog.PositionOf(e), err)
 	}
 	d.ClosingBalanceMinor, d.LastVersion = a.Balance(), e.Version
 	f.tables.Daily[key] = d
+	return nil
+}
+
+// transfer folds e into the transfers the oracle knows: TransferSent makes
+// one pending, TransferReceived completes it on its destination,
+// TransferReturned returns it on its source. Errors: a step the saga never
+// makes (a second send, a finish of an unknown or finished transfer, or on
+// the wrong account), which is an inconsistent event log.
+func (f *Fold) transfer(e eventlog.RecordedEvent) error {
+	var (
+		id, on uuid.UUID
+		status string
+		reason *string
+	)
+	switch ev := e.Event.(type) {
+	case domain.TransferSent:
+		if _, ok := f.tables.Transfers[ev.TransferID]; ok {
+			return fmt.Errorf("fold: %s: transfer %s sent twice", eventlog.PositionOf(e), ev.TransferID)
+		}
+		f.tables.Transfers[ev.TransferID] = readmodel.Transfer{
+			TransferID: ev.TransferID, FromAccountID: e.StreamID, ToAccountID: ev.ToAccountID, AmountMinor: ev.AmountMinor,
+			Currency: ev.Currency, Description: ev.Description, Status: readmodel.TransferPending, CreatedAt: e.RecordedAt,
+		}
+		return nil
+	case domain.TransferReceived:
+		id, status = ev.TransferID, readmodel.TransferCompleted
+	case domain.TransferReturned:
+		r := ev.Reason
+		id, status, reason = ev.TransferID, readmodel.TransferReturned, &r
+	default:
+		return nil
+	}
+	t, ok := f.tables.Transfers[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("fold: %s: transfer %s finished but never sent", eventlog.PositionOf(e), id)
+	case t.Status != readmodel.TransferPending:
+		return fmt.Errorf("fold: %s: transfer %s finished again (it is %s)", eventlog.PositionOf(e), id, t.Status)
+	}
+	on = t.FromAccountID
+	if status == readmodel.TransferCompleted {
+		on = t.ToAccountID
+	}
+	if e.StreamID != on {
+		return fmt.Errorf("fold: %s: transfer %s finished on account %s, not %s", eventlog.PositionOf(e), id, e.StreamID, on)
+	}
+	at := e.RecordedAt
+	t.Status, t.Reason, t.CompletedAt = status, reason, &at
+	f.tables.Transfers[id] = t
 	return nil
 }
 

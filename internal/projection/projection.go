@@ -3,7 +3,7 @@
 // A Projection is one value: its name (the key of its checkpoint), its
 // tables, how it applies a batch set-based inside the Runner's transaction,
 // and how it folds the whole log in memory for a rebuild. All lists them, one
-// file each (balances.go, history.go, daily.go). The Runner (runner.go) tails
+// file each (balances.go, history.go, daily.go, transfers.go). The Runner (runner.go) tails
 // the log and applies each batch to every projection with the checkpoints in
 // one transaction; Rebuild (rebuild*.go) folds the log into shadow tables with
 // the projections' own rules and swaps them in; Verify (verify.go, oracle.go)
@@ -33,6 +33,7 @@ func All() []Projection {
 		AccountBalances(),
 		TransactionHistory(),
 		DailySummaries(),
+		Transfers(),
 	}
 }
 
@@ -178,13 +179,16 @@ func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
 // --- the movements of money, which history and daily fold ---
 
-// movement is a deposit or a withdrawal, with the balance after it.
+// movement is a deposit, a withdrawal or a step of a transfer, with the
+// balance after it.
 type movement struct {
-	typ          string // readmodel.TypeDeposit or TypeWithdrawal
+	typ          string // one of readmodel's Type constants
 	amount       int64
 	currency     string
-	description  string
+	description  string // a transfer's description; a return's reason
 	balanceAfter int64
+	// transfer and counterparty are the zero UUID for deposits and withdrawals.
+	transfer, counterparty uuid.UUID
 }
 
 // streamState is what the history and daily projections fold onto: the
@@ -211,6 +215,18 @@ func (st *streamState) next(projection string, e eventlog.RecordedEvent) (moveme
 	case domain.MoneyWithdrawn:
 		m = movement{typ: readmodel.TypeWithdrawal, amount: ev.AmountMinor, currency: ev.Currency, description: ev.Description}
 		st.balance -= ev.AmountMinor
+	case domain.TransferSent:
+		m = movement{typ: readmodel.TypeTransferOut, amount: ev.AmountMinor, currency: ev.Currency, description: ev.Description,
+			transfer: ev.TransferID, counterparty: ev.ToAccountID}
+		st.balance -= ev.AmountMinor
+	case domain.TransferReceived:
+		m = movement{typ: readmodel.TypeTransferIn, amount: ev.AmountMinor, currency: ev.Currency, description: ev.Description,
+			transfer: ev.TransferID, counterparty: ev.FromAccountID}
+		st.balance += ev.AmountMinor
+	case domain.TransferReturned:
+		m = movement{typ: readmodel.TypeTransferReturned, amount: ev.AmountMinor, currency: ev.Currency, description: ev.Reason,
+			transfer: ev.TransferID, counterparty: ev.ToAccountID}
+		st.balance += ev.AmountMinor
 	default:
 		return movement{}, false, nil
 	}

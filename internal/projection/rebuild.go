@@ -293,7 +293,16 @@ func (rb *rebuilder) lock(ctx context.Context) (unlock func(), err error) {
 		closeConn(conn)
 		return nil, fmt.Errorf("%w (advisory lock %d is held)", ErrRebuildRunning, rb.opts.LockKey)
 	}
-	return func() { closeConn(conn) }, nil
+	return func() {
+		// Released explicitly before the close: closing only sends Terminate,
+		// and the server drops the lock when its backend gets to it, so a
+		// rebuild started right after this one returned could still find the
+		// lock held (seen under -race on a loaded machine).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, rb.opts.LockKey) // best effort: closing releases it anyway
+		closeConn(conn)
+	}, nil
 }
 
 // enter starts a phase, timing the one before.

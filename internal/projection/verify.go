@@ -40,6 +40,10 @@ var oracleTables = []oracleTable{
 		func(ctx context.Context, tx pgx.Tx, t *Tables) error { return readDaily(ctx, tx, t.Daily) },
 		func(from Tables, into *Tables) { into.Daily = maps.Clone(from.Daily) },
 		func(want, got Tables) []Drift { return compareDaily(want.Daily, got.Daily) }},
+	{readmodel.Transfers,
+		func(ctx context.Context, tx pgx.Tx, t *Tables) error { return readTransfers(ctx, tx, t.Transfers) },
+		func(from Tables, into *Tables) { into.Transfers = maps.Clone(from.Transfers) },
+		func(want, got Tables) []Drift { return compareTransfers(want.Transfers, got.Transfers) }},
 }
 
 func oracleOf(t readmodel.Table) (oracleTable, bool) {
@@ -94,11 +98,24 @@ func readHistory(ctx context.Context, tx pgx.Tx, into map[uuid.UUID]readmodel.Tr
 		return err
 	}
 	var r readmodel.Transaction
-	_, err = pgx.ForEachRow(rows, []any{&r.EventID, &r.AccountID, &r.Type, &r.AmountMinor, &r.Currency, &r.Description, &r.BalanceAfterMinor, &r.Version, &r.OccurredAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.EventID, &r.AccountID, &r.Type, &r.AmountMinor, &r.Currency, &r.Description, &r.BalanceAfterMinor, &r.Version, &r.OccurredAt,
+		&r.TransferID, &r.CounterpartyAccountID}, func() error {
 		into[r.EventID] = r
+		r.TransferID, r.CounterpartyAccountID = nil, nil // the next row must not share their pointees
 		return nil
 	})
 	return err
+}
+
+func readTransfers(ctx context.Context, tx pgx.Tx, into map[uuid.UUID]readmodel.Transfer) error {
+	rows, err := tx.Query(ctx, `SELECT `+readmodel.Transfers.ColumnList()+` FROM `+ident(readmodel.Transfers.Name))
+	if err != nil {
+		return err
+	}
+	return readmodel.ScanTransfers(rows, func(t readmodel.Transfer) error {
+		into[t.TransferID] = t
+		return nil
+	})
 }
 
 func readDaily(ctx context.Context, tx pgx.Tx, into map[readmodel.DayKey]readmodel.DailySummary) error {
@@ -318,6 +335,8 @@ func compareHistory(want, got map[uuid.UUID]readmodel.Transaction) []Drift {
 		d.check("balance_after_minor", g.BalanceAfterMinor != w.BalanceAfterMinor, g.BalanceAfterMinor, w.BalanceAfterMinor)
 		d.check("version", g.Version != w.Version, g.Version, w.Version)
 		d.check("occurred_at", !sameTime(g.OccurredAt, w.OccurredAt), g.OccurredAt.UTC().Format(time.RFC3339Nano), w.OccurredAt.UTC().Format(time.RFC3339Nano))
+		d.check("transfer_id", !sameUUIDPtr(g.TransferID, w.TransferID), fmtUUIDPtr(g.TransferID), fmtUUIDPtr(w.TransferID))
+		d.check("counterparty_account_id", !sameUUIDPtr(g.CounterpartyAccountID, w.CounterpartyAccountID), fmtUUIDPtr(g.CounterpartyAccountID), fmtUUIDPtr(w.CounterpartyAccountID))
 		if len(d) > 0 {
 			ds = append(ds, Drift{w.AccountID, TransactionHistoryName, fmt.Sprintf("event %s (version %d): %s", id, w.Version, strings.Join(d, "; "))})
 		}
@@ -347,6 +366,10 @@ func compareDaily(want, got map[readmodel.DayKey]readmodel.DailySummary) []Drift
 		d.check("withdrawals_total_minor", g.WithdrawalsTotalMinor != w.WithdrawalsTotalMinor, g.WithdrawalsTotalMinor, w.WithdrawalsTotalMinor)
 		d.check("closing_balance_minor", g.ClosingBalanceMinor != w.ClosingBalanceMinor, g.ClosingBalanceMinor, w.ClosingBalanceMinor)
 		d.check("last_version", g.LastVersion != w.LastVersion, g.LastVersion, w.LastVersion)
+		d.check("transfers_in_count", g.TransfersInCount != w.TransfersInCount, g.TransfersInCount, w.TransfersInCount)
+		d.check("transfers_in_total_minor", g.TransfersInTotalMinor != w.TransfersInTotalMinor, g.TransfersInTotalMinor, w.TransfersInTotalMinor)
+		d.check("transfers_out_count", g.TransfersOutCount != w.TransfersOutCount, g.TransfersOutCount, w.TransfersOutCount)
+		d.check("transfers_out_total_minor", g.TransfersOutTotalMinor != w.TransfersOutTotalMinor, g.TransfersOutTotalMinor, w.TransfersOutTotalMinor)
 		if len(d) > 0 {
 			ds = append(ds, Drift{k.AccountID, DailySummariesName, fmt.Sprintf("%s: %s", day(k), strings.Join(d, "; "))})
 		}
@@ -354,6 +377,59 @@ func compareDaily(want, got map[readmodel.DayKey]readmodel.DailySummary) []Drift
 	for k := range got {
 		if _, ok := want[k]; !ok {
 			ds = append(ds, Drift{k.AccountID, DailySummariesName, fmt.Sprintf("%s: row for a day without movements in the events", day(k))})
+		}
+	}
+	return ds
+}
+
+func sameUUIDPtr(a, b *uuid.UUID) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+func fmtUUIDPtr(id *uuid.UUID) any {
+	if id == nil {
+		return "null"
+	}
+	return *id
+}
+
+func fmtStringPtr(s *string) any {
+	if s == nil {
+		return "null"
+	}
+	return fmt.Sprintf("%q", *s)
+}
+
+// compareTransfers names the transfer, and as its account the source: the
+// account whose owner started it.
+func compareTransfers(want, got map[uuid.UUID]readmodel.Transfer) []Drift {
+	var ds []Drift
+	for id, w := range want {
+		g, ok := got[id]
+		if !ok {
+			ds = append(ds, Drift{w.FromAccountID, TransfersName, fmt.Sprintf("transfer %s: row missing (the events give it %s)", id, w.Status)})
+			continue
+		}
+		var d fieldDiffs
+		d.check("from_account_id", g.FromAccountID != w.FromAccountID, g.FromAccountID, w.FromAccountID)
+		d.check("to_account_id", g.ToAccountID != w.ToAccountID, g.ToAccountID, w.ToAccountID)
+		d.check("amount_minor", g.AmountMinor != w.AmountMinor, g.AmountMinor, w.AmountMinor)
+		d.check("currency", g.Currency != w.Currency, g.Currency, w.Currency)
+		d.check("description", g.Description != w.Description, fmt.Sprintf("%q", g.Description), fmt.Sprintf("%q", w.Description))
+		d.check("status", g.Status != w.Status, g.Status, w.Status)
+		d.check("reason", fmtStringPtr(g.Reason) != fmtStringPtr(w.Reason), fmtStringPtr(g.Reason), fmtStringPtr(w.Reason))
+		d.check("created_at", !sameTime(g.CreatedAt, w.CreatedAt), g.CreatedAt.UTC().Format(time.RFC3339Nano), w.CreatedAt.UTC().Format(time.RFC3339Nano))
+		d.check("completed_at", !sameTimePtr(g.CompletedAt, w.CompletedAt), fmtTimePtr(g.CompletedAt), fmtTimePtr(w.CompletedAt))
+		if len(d) > 0 {
+			ds = append(ds, Drift{w.FromAccountID, TransfersName, fmt.Sprintf("transfer %s: %s", id, strings.Join(d, "; "))})
+		}
+	}
+	for id, g := range got {
+		if _, ok := want[id]; !ok {
+			ds = append(ds, Drift{g.FromAccountID, TransfersName, fmt.Sprintf("transfer %s: row (%s) for a transfer the events do not hold", id, g.Status)})
 		}
 	}
 	return ds

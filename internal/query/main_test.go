@@ -72,6 +72,31 @@ VALUES ($1, $2::text::date, $3, $4, $5, $6, $7, $8, $9)`, account, day, currency
 	}
 }
 
+// transferRow is a row of transfers to seed; a zero id is a new one.
+type transferRow struct {
+	id, from, to          uuid.UUID
+	amount                int64
+	currency, description string
+	status                string
+	reason                *string
+	created               time.Time
+	completed             *time.Time
+}
+
+func seedTransfer(t *testing.T, pool *pgxpool.Pool, r transferRow) {
+	t.Helper()
+	if r.id == uuid.Nil {
+		r.id = uuid.New()
+	}
+	_, err := pool.Exec(context.Background(), `
+INSERT INTO transfers (transfer_id, from_account_id, to_account_id, amount_minor, currency, description, status, reason, created_at, completed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.id, r.from, r.to, r.amount, r.currency, r.description, r.status, r.reason, r.created, r.completed)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // ts is a fixed instant with microsecond precision, as PostgreSQL keeps it.
 func ts(s string) time.Time {
 	t, err := time.Parse(time.RFC3339Nano, s)

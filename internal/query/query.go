@@ -1,5 +1,5 @@
 // Package query answers the read side of the API from the projection tables
-// (account_balances, transaction_history, daily_summaries), which the
+// (account_balances, transaction_history, daily_summaries, transfers), which the
 // projector keeps. It only reads them: nothing here writes a read table, and
 // nothing reads the event store.
 package query
@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/evbank/bank/internal/dberr"
@@ -137,8 +138,8 @@ func (s *Store) ListAccounts(ctx context.Context, f AccountFilter) (_ Page[Accou
 	return page, nil
 }
 
-// Transactions returns a page of the account's deposits and withdrawals,
-// newest first: those with a version below before (0: from the newest).
+// Transactions returns a page of the account's deposits, withdrawals and
+// transfer steps, newest first: those with a version below before (0: from the newest).
 // owner, unless "", restricts the answer to an account of that owner.
 // Errors: domain.ErrAccountNotFound when account_balances has no such account
 // (of that owner).
@@ -150,10 +151,11 @@ func (s *Store) Transactions(ctx context.Context, id uuid.UUID, owner string, li
 	// One round trip: the account row says whether the account exists and what
 	// its currency is; the lateral join brings its page (or one row of nulls).
 	rows, err := s.pool.Query(ctx, `
-SELECT a.currency, t.event_id, t.type, t.amount_minor, t.description, t.balance_after_minor, t.version, t.occurred_at
+SELECT a.currency, t.event_id, t.type, t.amount_minor, t.description, t.balance_after_minor, t.version, t.occurred_at,
+       t.transfer_id, t.counterparty_account_id
 FROM account_balances a
 LEFT JOIN LATERAL (
-    SELECT event_id, type, amount_minor, description, balance_after_minor, version, occurred_at
+    SELECT event_id, type, amount_minor, description, balance_after_minor, version, occurred_at, transfer_id, counterparty_account_id
     FROM transaction_history h
     WHERE h.account_id = a.account_id AND h.version < $2
     ORDER BY h.version DESC
@@ -178,8 +180,10 @@ ORDER BY t.version DESC`, id, before, limit+1, owner)
 			amount, bal *int64
 			version     *int
 			occurredAt  *time.Time
+			transfer    *uuid.UUID
+			party       *uuid.UUID
 		)
-		if err := rows.Scan(&code, &eventID, &typ, &amount, &desc, &bal, &version, &occurredAt); err != nil {
+		if err := rows.Scan(&code, &eventID, &typ, &amount, &desc, &bal, &version, &occurredAt, &transfer, &party); err != nil {
 			return Page[Transaction]{}, fmt.Errorf("transactions of %s: %w", id, err)
 		}
 		if !found {
@@ -198,6 +202,7 @@ ORDER BY t.version DESC`, id, before, limit+1, owner)
 		page.Items = append(page.Items, Transaction{
 			EventID: *eventID, Type: *typ, Amount: domain.FormatAmount(*amount, cur), Description: *desc,
 			BalanceAfter: domain.FormatAmount(*bal, cur), Version: *version, OccurredAt: occurredAt.UTC(),
+			TransferID: transfer, CounterpartyAccountID: party,
 		})
 	}
 	if err := rows.Err(); err != nil {
@@ -218,10 +223,12 @@ func (s *Store) DailySummaries(ctx context.Context, id uuid.UUID, owner string, 
 	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
 SELECT a.currency, d.day, d.deposits_count, d.deposits_total_minor::text, d.withdrawals_count,
-       d.withdrawals_total_minor::text, d.closing_balance_minor
+       d.withdrawals_total_minor::text, d.closing_balance_minor,
+       d.transfers_in_count, d.transfers_in_total_minor::text, d.transfers_out_count, d.transfers_out_total_minor::text
 FROM account_balances a
 LEFT JOIN LATERAL (
-    SELECT day, deposits_count, deposits_total_minor, withdrawals_count, withdrawals_total_minor, closing_balance_minor
+    SELECT day, deposits_count, deposits_total_minor, withdrawals_count, withdrawals_total_minor, closing_balance_minor,
+           transfers_in_count, transfers_in_total_minor, transfers_out_count, transfers_out_total_minor
     FROM daily_summaries s
     WHERE s.account_id = a.account_id AND s.day BETWEEN $2::date AND $3::date
 ) d ON true
@@ -243,8 +250,10 @@ ORDER BY d.day`, id, utcDate(from), utcDate(to), owner)
 			depCount, wdCount *int
 			depTotal, wdTotal *string // numeric: a day's totals may pass 2^63
 			closing           *int64
+			inCount, outCount *int
+			inTotal, outTotal *string
 		)
-		if err := rows.Scan(&code, &day, &depCount, &depTotal, &wdCount, &wdTotal, &closing); err != nil {
+		if err := rows.Scan(&code, &day, &depCount, &depTotal, &wdCount, &wdTotal, &closing, &inCount, &inTotal, &outCount, &outTotal); err != nil {
 			return nil, fmt.Errorf("daily summaries of %s: %w", id, err)
 		}
 		if !found {
@@ -256,18 +265,20 @@ ORDER BY d.day`, id, utcDate(from), utcDate(to), owner)
 		if day == nil {
 			continue // no day in range
 		}
-		deposits, err := domain.ParseTotal(*depTotal)
-		if err != nil {
-			return nil, fmt.Errorf("daily summaries of %s: %s", id, err.Error()) // a broken table, not the client's input
-		}
-		withdrawals, err := domain.ParseTotal(*wdTotal)
-		if err != nil {
-			return nil, fmt.Errorf("daily summaries of %s: %s", id, err.Error())
+		var totals [4]string
+		for i, t := range []string{*depTotal, *wdTotal, *inTotal, *outTotal} {
+			v, err := domain.ParseTotal(t)
+			if err != nil {
+				return nil, fmt.Errorf("daily summaries of %s: %s", id, err.Error()) // a broken table, not the client's input
+			}
+			totals[i] = domain.FormatTotal(v, cur)
 		}
 		items = append(items, DailySummary{
 			Date:          day.Format(DateLayout),
-			DepositsCount: *depCount, DepositsTotal: domain.FormatTotal(deposits, cur),
-			WithdrawalsCount: *wdCount, WithdrawalsTotal: domain.FormatTotal(withdrawals, cur),
+			DepositsCount: *depCount, DepositsTotal: totals[0],
+			WithdrawalsCount: *wdCount, WithdrawalsTotal: totals[1],
+			TransfersInCount: *inCount, TransfersInTotal: totals[2],
+			TransfersOutCount: *outCount, TransfersOutTotal: totals[3],
 			ClosingBalance: domain.FormatAmount(*closing, cur),
 		})
 	}
@@ -286,20 +297,34 @@ func utcDate(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
-// Summary counts the accounts by status and totals the balances per currency,
-// in currency order, from one snapshot of account_balances. Totals are summed
-// as numeric and printed from its decimal form, exact whatever their size.
+// Summary counts the accounts by status and totals the balances and the
+// pending transfers (in_flight) per currency, in currency order, from one
+// snapshot of account_balances and transfers (one statement). Totals are
+// summed as numeric and printed from its decimal form, exact whatever their
+// size. A currency with pending transfers but no account row yet (the
+// transfers projection ahead of account_balances) is listed with zero
+// accounts rather than dropped, so that in_flight never hides money.
 func (s *Store) Summary(ctx context.Context) (_ Summary, err error) {
 	defer dberr.Mark(&err)
 	rows, err := s.pool.Query(ctx, `
-SELECT currency,
-       count(*),
-       count(*) FILTER (WHERE status = 'active'),
-       count(*) FILTER (WHERE status = 'closed'),
-       sum(balance_minor::numeric)::text
-FROM account_balances
-GROUP BY currency
-ORDER BY currency`)
+WITH b AS (
+    SELECT currency,
+           count(*) AS total,
+           count(*) FILTER (WHERE status = 'active') AS active,
+           count(*) FILTER (WHERE status = 'closed') AS closed,
+           sum(balance_minor::numeric) AS balance
+    FROM account_balances
+    GROUP BY currency
+), f AS (
+    SELECT currency, sum(amount_minor::numeric) AS in_flight
+    FROM transfers
+    WHERE status = 'pending'
+    GROUP BY currency
+)
+SELECT coalesce(b.currency, f.currency), coalesce(b.total, 0), coalesce(b.active, 0), coalesce(b.closed, 0),
+       coalesce(b.balance, 0)::text, coalesce(f.in_flight, 0)::text
+FROM b FULL JOIN f ON f.currency = b.currency
+ORDER BY 1`)
 	if err != nil {
 		return Summary{}, fmt.Errorf("summary: %w", err)
 	}
@@ -309,9 +334,9 @@ ORDER BY currency`)
 		var (
 			code                  string
 			total, active, closed int64
-			balance               string
+			balance, inFlight     string
 		)
-		if err := rows.Scan(&code, &total, &active, &closed, &balance); err != nil {
+		if err := rows.Scan(&code, &total, &active, &closed, &balance, &inFlight); err != nil {
 			return Summary{}, fmt.Errorf("summary: %w", err)
 		}
 		cur, err := currency(code)
@@ -322,13 +347,108 @@ ORDER BY currency`)
 		if err != nil {
 			return Summary{}, fmt.Errorf("summary of %s: %w", code, err)
 		}
+		flight, err := formatMinorDecimal(inFlight, cur)
+		if err != nil {
+			return Summary{}, fmt.Errorf("summary of %s: in flight: %w", code, err)
+		}
 		sum.Accounts.Total += total
 		sum.Accounts.Active += active
 		sum.Accounts.Closed += closed
-		sum.Balances = append(sum.Balances, CurrencyTotal{Currency: code, Total: formatted})
+		sum.Balances = append(sum.Balances, CurrencyTotal{Currency: code, Total: formatted, InFlight: flight})
 	}
 	if err := rows.Err(); err != nil {
 		return Summary{}, fmt.Errorf("summary: %w", err)
 	}
 	return sum, nil
+}
+
+// TransferCursor is where a page of transfers starts: after this transfer in
+// newest-first order (created_at, then id, both descending).
+type TransferCursor struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
+// AccountTransfers returns a page of the transfers the account sent or
+// received, newest first (created_at, then transfer id, descending), after
+// after (nil: from the newest). owner, unless "", restricts the answer to an
+// account of that owner. Errors: domain.ErrAccountNotFound when
+// account_balances has no such account (of that owner).
+func (s *Store) AccountTransfers(ctx context.Context, id uuid.UUID, owner string, limit int, after *TransferCursor) (_ Page[Transfer], err error) {
+	defer dberr.Mark(&err)
+	// Without a cursor the page starts past every real key, so that both
+	// cases are the same row comparison, which the indexes answer.
+	at, afterID := pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true}, uuid.Max
+	if after != nil {
+		at, afterID = pgtype.Timestamptz{Time: after.CreatedAt, Valid: true}, after.ID
+	}
+	// One round trip, as Transactions: the account row decides whether it
+	// exists (for this owner); each direction is one scan of its index in key
+	// order, and the merge of the two takes the newest.
+	rows, err := s.pool.Query(ctx, `
+SELECT t.transfer_id, t.from_account_id, t.to_account_id, t.amount_minor, t.currency, t.description,
+       t.status, t.reason, t.created_at, t.completed_at
+FROM account_balances a
+LEFT JOIN LATERAL (
+    (SELECT * FROM transfers
+     WHERE from_account_id = a.account_id AND (created_at, transfer_id) < ($2, $3)
+     ORDER BY created_at DESC, transfer_id DESC LIMIT $4)
+    UNION ALL
+    (SELECT * FROM transfers
+     WHERE to_account_id = a.account_id AND (created_at, transfer_id) < ($2, $3)
+     ORDER BY created_at DESC, transfer_id DESC LIMIT $4)
+) t ON true
+WHERE a.account_id = $1 AND ($5 = '' OR a.owner_id = $5)
+ORDER BY t.created_at DESC, t.transfer_id DESC
+LIMIT $4`, id, at, afterID, limit+1, owner)
+	if err != nil {
+		return Page[Transfer]{}, fmt.Errorf("transfers of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var (
+		found bool
+		page  = Page[Transfer]{Items: make([]Transfer, 0, min(limit, 64))}
+	)
+	for rows.Next() {
+		var (
+			tid, from, to *uuid.UUID
+			amount        *int64
+			code, desc    *string
+			status        *string
+			reason        *string
+			created       *time.Time
+			completed     *time.Time
+		)
+		if err := rows.Scan(&tid, &from, &to, &amount, &code, &desc, &status, &reason, &created, &completed); err != nil {
+			return Page[Transfer]{}, fmt.Errorf("transfers of %s: %w", id, err)
+		}
+		found = true
+		if tid == nil {
+			continue // the account has no transfer in range
+		}
+		if len(page.Items) == limit {
+			page.More = true
+			break
+		}
+		cur, err := currency(*code)
+		if err != nil {
+			return Page[Transfer]{}, err
+		}
+		t := Transfer{
+			ID: *tid, FromAccountID: *from, ToAccountID: *to, Amount: domain.FormatAmount(*amount, cur), Currency: cur.Code(),
+			Description: *desc, Status: *status, Reason: reason, CreatedAt: created.UTC(),
+		}
+		if completed != nil {
+			c := completed.UTC()
+			t.CompletedAt = &c
+		}
+		page.Items = append(page.Items, t)
+	}
+	if err := rows.Err(); err != nil {
+		return Page[Transfer]{}, fmt.Errorf("transfers of %s: %w", id, err)
+	}
+	if !found {
+		return Page[Transfer]{}, domain.ErrAccountNotFound
+	}
+	return page, nil
 }

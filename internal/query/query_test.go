@@ -209,9 +209,17 @@ func TestDailySummaries(t *testing.T) {
 	seedDay(t, pool, other, "2024-02-02", "USD", 1, 1, 0, 0, 1, 2)
 
 	day := func(s string) time.Time { d, _ := time.Parse(query.DateLayout, s); return d }
-	feb1 := query.DailySummary{Date: "2024-02-01", DepositsCount: 2, DepositsTotal: "15.00", WithdrawalsCount: 1, WithdrawalsTotal: "5.00", ClosingBalance: "10.00"}
-	feb3 := query.DailySummary{Date: "2024-02-03", DepositsCount: 0, DepositsTotal: "0.00", WithdrawalsCount: 1, WithdrawalsTotal: "3.00", ClosingBalance: "7.00"}
-	feb10 := query.DailySummary{Date: "2024-02-10", DepositsCount: 1, DepositsTotal: "0.01", WithdrawalsCount: 0, WithdrawalsTotal: "0.00", ClosingBalance: "7.01"}
+	// feb3 also had transfers: 2 in (4.00), 1 out (2.50).
+	if _, err := pool.Exec(ctx, `UPDATE daily_summaries SET transfers_in_count = 2, transfers_in_total_minor = 400,
+    transfers_out_count = 1, transfers_out_total_minor = 250 WHERE account_id = $1 AND day = '2024-02-03'`, id); err != nil {
+		t.Fatal(err)
+	}
+	feb1 := query.DailySummary{Date: "2024-02-01", DepositsCount: 2, DepositsTotal: "15.00", WithdrawalsCount: 1, WithdrawalsTotal: "5.00",
+		TransfersInTotal: "0.00", TransfersOutTotal: "0.00", ClosingBalance: "10.00"}
+	feb3 := query.DailySummary{Date: "2024-02-03", DepositsCount: 0, DepositsTotal: "0.00", WithdrawalsCount: 1, WithdrawalsTotal: "3.00",
+		TransfersInCount: 2, TransfersInTotal: "4.00", TransfersOutCount: 1, TransfersOutTotal: "2.50", ClosingBalance: "7.00"}
+	feb10 := query.DailySummary{Date: "2024-02-10", DepositsCount: 1, DepositsTotal: "0.01", WithdrawalsCount: 0, WithdrawalsTotal: "0.00",
+		TransfersInTotal: "0.00", TransfersOutTotal: "0.00", ClosingBalance: "7.01"}
 	tests := []struct {
 		from, to string
 		want     []query.DailySummary
@@ -271,6 +279,14 @@ func TestSummary(t *testing.T) {
 	seed("KWD", 5, "active")
 	seed("JPY", 0, "closed")
 	seed("EUR", 7, "active")
+	// Pending transfers are in flight, whatever their size; finished ones are not.
+	seedTransfer(t, pool, transferRow{from: uuid.New(), to: uuid.New(), amount: 9_000_000_000_000_000_000, currency: "USD", status: "pending", created: at})
+	seedTransfer(t, pool, transferRow{from: uuid.New(), to: uuid.New(), amount: 9_000_000_000_000_000_000, currency: "USD", status: "pending", created: at})
+	seedTransfer(t, pool, transferRow{from: uuid.New(), to: uuid.New(), amount: 5, currency: "USD", status: "completed", created: at, completed: &at})
+	seedTransfer(t, pool, transferRow{from: uuid.New(), to: uuid.New(), amount: 6, currency: "KWD", status: "returned", created: at, completed: &at})
+	seedTransfer(t, pool, transferRow{from: uuid.New(), to: uuid.New(), amount: 7, currency: "KWD", status: "pending", created: at})
+	// A currency whose accounts account_balances has not caught up with yet.
+	seedTransfer(t, pool, transferRow{from: uuid.New(), to: uuid.New(), amount: 8, currency: "CHF", status: "pending", created: at})
 
 	got, err = q.Summary(ctx)
 	if err != nil {
@@ -279,10 +295,11 @@ func TestSummary(t *testing.T) {
 	want := query.Summary{
 		Accounts: query.AccountCounts{Total: 7, Active: 5, Closed: 2},
 		Balances: []query.CurrencyTotal{
-			{Currency: "EUR", Total: "0.07"},
-			{Currency: "JPY", Total: "0"},
-			{Currency: "KWD", Total: "1.255"},
-			{Currency: "USD", Total: "180000000000000000.01"},
+			{Currency: "CHF", Total: "0.00", InFlight: "0.08"},
+			{Currency: "EUR", Total: "0.07", InFlight: "0.00"},
+			{Currency: "JPY", Total: "0", InFlight: "0"},
+			{Currency: "KWD", Total: "1.255", InFlight: "0.007"},
+			{Currency: "USD", Total: "180000000000000000.01", InFlight: "180000000000000000.00"},
 		},
 	}
 	if d := cmp.Diff(want, got); d != "" {
@@ -306,13 +323,137 @@ VALUES ($1, '2024-02-01', 'KWD', 10000, '10000000000000000000', 10000, '10000000
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, err = pool.Exec(ctx, `UPDATE daily_summaries SET transfers_in_count = 10000, transfers_in_total_minor = '10000000000000000002',
+    transfers_out_count = 10000, transfers_out_total_minor = '10000000000000000003' WHERE account_id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, err := q.DailySummaries(ctx, id, "", at, at)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []query.DailySummary{{Date: "2024-02-01", DepositsCount: 10000, DepositsTotal: "10000000000000000.000",
-		WithdrawalsCount: 10000, WithdrawalsTotal: "10000000000000000.001", ClosingBalance: "0.000"}}
+		WithdrawalsCount: 10000, WithdrawalsTotal: "10000000000000000.001",
+		TransfersInCount: 10000, TransfersInTotal: "10000000000000000.002",
+		TransfersOutCount: 10000, TransfersOutTotal: "10000000000000000.003", ClosingBalance: "0.000"}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// TestTransactionsOfTransfers: transfer steps come with their transfer and
+// counterparty; deposits and withdrawals with neither (null in JSON).
+func TestTransactionsOfTransfers(t *testing.T) {
+	t.Parallel()
+	q, pool := newReadDB(t)
+	ctx := context.Background()
+	at := ts("2024-02-01T12:00:00Z")
+	id, payee, transfer := uuid.New(), uuid.New(), uuid.New()
+	seedBalance(t, pool, balanceRow{id: id, owner: "o", currency: "USD", balance: 1000, status: "active", version: 4, opened: at, updated: at})
+	dep := seedTransaction(t, pool, id, "deposit", 1000, "USD", "pay", 1000, 2, at)
+	_, err := pool.Exec(ctx, `
+INSERT INTO transaction_history (event_id, account_id, type, amount_minor, currency, description, balance_after_minor, version, occurred_at,
+    transfer_id, counterparty_account_id)
+VALUES ($1, $2, 'transfer_out', 250, 'USD', 'rent', 750, 3, $3, $4, $5),
+       ($6, $2, 'transfer_returned', 250, 'USD', 'destination closed', 1000, 4, $3, $4, $5)`,
+		uuid.New(), id, at, transfer, payee, uuid.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := q.Transactions(ctx, id, "", 50, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 3 {
+		t.Fatalf("got %d items, want 3: %+v", len(page.Items), page.Items)
+	}
+	ret, out, d := page.Items[0], page.Items[1], page.Items[2]
+	if ret.Type != "transfer_returned" || ret.Description != "destination closed" || ret.BalanceAfter != "10.00" ||
+		ret.TransferID == nil || *ret.TransferID != transfer || ret.CounterpartyAccountID == nil || *ret.CounterpartyAccountID != payee {
+		t.Errorf("returned step: %+v", ret)
+	}
+	if out.Type != "transfer_out" || out.Amount != "2.50" || out.Description != "rent" || out.TransferID == nil || *out.TransferID != transfer {
+		t.Errorf("out step: %+v", out)
+	}
+	if d.EventID != dep || d.TransferID != nil || d.CounterpartyAccountID != nil {
+		t.Errorf("deposit: %+v, want no transfer_id or counterparty", d)
+	}
+}
+
+// TestAccountTransfers: both directions, newest first, pages that neither
+// skip nor repeat a transfer even when several share a created_at, the
+// owner rule, and an account with none.
+func TestAccountTransfers(t *testing.T) {
+	t.Parallel()
+	q, pool := newReadDB(t)
+	ctx := context.Background()
+	at := ts("2024-02-01T12:00:00.123456Z")
+	id, other, quiet := uuid.New(), uuid.New(), uuid.New()
+	for _, a := range []uuid.UUID{id, other, quiet} {
+		seedBalance(t, pool, balanceRow{id: a, owner: "o", currency: "KWD", status: "active", version: 1, opened: at, updated: at})
+	}
+	kwd := domain.MustCurrency("KWD")
+	var want []query.Transfer
+	for i := range 13 {
+		r := transferRow{id: uuid.New(), from: id, to: other, amount: int64(1000 + i), currency: "KWD", description: fmt.Sprintf("t%d", i),
+			status: "pending", created: at.Add(time.Duration(i/3) * time.Second)} // three share each instant
+		if i%2 == 1 {
+			r.from, r.to = other, id
+		}
+		if i%4 == 2 {
+			done, reason := r.created.Add(time.Second), "destination closed"
+			r.status, r.reason, r.completed = "returned", &reason, &done
+		}
+		seedTransfer(t, pool, r)
+		v := query.Transfer{ID: r.id, FromAccountID: r.from, ToAccountID: r.to, Amount: domain.FormatAmount(r.amount, kwd), Currency: "KWD",
+			Description: r.description, Status: r.status, Reason: r.reason, CreatedAt: r.created, CompletedAt: r.completed}
+		want = append(want, v)
+	}
+	// Another pair's transfer is not the account's.
+	seedTransfer(t, pool, transferRow{from: other, to: quiet, amount: 1, currency: "KWD", status: "pending", created: at})
+	slices.SortFunc(want, func(a, b query.Transfer) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID.String(), a.ID.String())
+	})
+
+	for _, limit := range []int{1, 2, 5, 13, 50} {
+		var (
+			got   []query.Transfer
+			after *query.TransferCursor
+		)
+		for pages := 0; ; pages++ {
+			if pages > 20 {
+				t.Fatal("pagination does not end")
+			}
+			page, err := q.AccountTransfers(ctx, id, "", limit, after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) > limit {
+				t.Fatalf("page of %d items, limit %d", len(page.Items), limit)
+			}
+			got = append(got, page.Items...)
+			if !page.More {
+				break
+			}
+			last := page.Items[len(page.Items)-1]
+			after = &query.TransferCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("limit %d: transfers across pages (-want +got):\n%s", limit, d)
+		}
+	}
+
+	page, err := q.AccountTransfers(ctx, quiet, "o", 50, nil)
+	if err != nil || page.Items == nil || len(page.Items) != 1 || page.More {
+		t.Errorf("account with one transfer in: page = %#v, err = %v", page, err)
+	}
+	if _, err := q.AccountTransfers(ctx, id, "mallory", 50, nil); !errors.Is(err, domain.ErrAccountNotFound) {
+		t.Errorf("another owner's account: err = %v, want ErrAccountNotFound", err)
+	}
+	if _, err := q.AccountTransfers(ctx, uuid.New(), "", 50, nil); !errors.Is(err, domain.ErrAccountNotFound) {
+		t.Errorf("unknown account: err = %v, want ErrAccountNotFound", err)
 	}
 }

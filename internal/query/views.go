@@ -43,25 +43,49 @@ func AccountView(a *domain.Account) Account {
 
 func micros(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// Transaction is one deposit or withdrawal with the balance after it.
+// Transaction is one deposit, withdrawal or step of a transfer, with the
+// balance after it.
 type Transaction struct {
 	EventID      uuid.UUID `json:"event_id"`
-	Type         string    `json:"type"` // deposit or withdrawal
+	Type         string    `json:"type"` // deposit, withdrawal, transfer_out, transfer_in or transfer_returned
 	Amount       string    `json:"amount"`
-	Description  string    `json:"description"` // "" when the event has none
+	Description  string    `json:"description"` // "" when the event has none; a return's reason
 	BalanceAfter string    `json:"balance_after"`
 	Version      int       `json:"version"`
 	OccurredAt   time.Time `json:"occurred_at"`
+	// TransferID and CounterpartyAccountID are null for deposits and withdrawals.
+	TransferID            *uuid.UUID `json:"transfer_id"`
+	CounterpartyAccountID *uuid.UUID `json:"counterparty_account_id"`
 }
 
-// DailySummary is an account's money movements on one UTC day.
+// DailySummary is an account's money movements on one UTC day. A returned
+// transfer counts as a transfer in.
 type DailySummary struct {
-	Date             string `json:"date"` // YYYY-MM-DD
-	DepositsCount    int    `json:"deposits_count"`
-	DepositsTotal    string `json:"deposits_total"`
-	WithdrawalsCount int    `json:"withdrawals_count"`
-	WithdrawalsTotal string `json:"withdrawals_total"`
-	ClosingBalance   string `json:"closing_balance"`
+	Date              string `json:"date"` // YYYY-MM-DD
+	DepositsCount     int    `json:"deposits_count"`
+	DepositsTotal     string `json:"deposits_total"`
+	WithdrawalsCount  int    `json:"withdrawals_count"`
+	WithdrawalsTotal  string `json:"withdrawals_total"`
+	TransfersInCount  int    `json:"transfers_in_count"`
+	TransfersInTotal  string `json:"transfers_in_total"`
+	TransfersOutCount int    `json:"transfers_out_count"`
+	TransfersOutTotal string `json:"transfers_out_total"`
+	ClosingBalance    string `json:"closing_balance"`
+}
+
+// Transfer is a transfer as the API shows it (DESIGN §7). Reason is nil
+// unless returned; CompletedAt is nil while pending.
+type Transfer struct {
+	ID            uuid.UUID  `json:"id"`
+	FromAccountID uuid.UUID  `json:"from_account_id"`
+	ToAccountID   uuid.UUID  `json:"to_account_id"`
+	Amount        string     `json:"amount"`
+	Currency      string     `json:"currency"`
+	Description   string     `json:"description"`
+	Status        string     `json:"status"`
+	Reason        *string    `json:"reason"`
+	CreatedAt     time.Time  `json:"created_at"`
+	CompletedAt   *time.Time `json:"completed_at"`
 }
 
 // DateLayout is the form of a day in the API: YYYY-MM-DD.
@@ -80,10 +104,13 @@ type AccountCounts struct {
 	Closed int64 `json:"closed"`
 }
 
-// CurrencyTotal is the sum of the balances of the accounts in one currency.
+// CurrencyTotal is the sum of the balances of the accounts in one currency,
+// and InFlight the sum of its pending transfers: money that has left a
+// source and not yet reached a destination (DESIGN §7).
 type CurrencyTotal struct {
 	Currency string `json:"currency"`
 	Total    string `json:"total"`
+	InFlight string `json:"in_flight"`
 }
 
 // Page is one page of a keyset-paginated list. More reports that rows follow

@@ -28,7 +28,7 @@ type Schema struct {
 // The two schemas. Latest is the version a binary expects; /readyz compares against it.
 var (
 	EventStoreSchema = Schema{Name: "event store", Files: migrations.EventStore, Table: "schema_migrations", Latest: 4}
-	ReadModelSchema  = Schema{Name: "read model", Files: migrations.ReadModel, Table: "read_schema_migrations", Latest: 3}
+	ReadModelSchema  = Schema{Name: "read model", Files: migrations.ReadModel, Table: "read_schema_migrations", Latest: 4}
 )
 
 // Migrate applies the pending migrations of s to the database at url. golang-migrate

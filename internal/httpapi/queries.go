@@ -11,6 +11,7 @@ import (
 
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/query"
+	"github.com/evbank/bank/internal/readmodel"
 )
 
 // defaultMinVersionWait is MIN_VERSION_WAIT's default, used when Deps leaves it 0.
@@ -295,10 +296,10 @@ func (h *handler) transactions(w http.ResponseWriter, r *http.Request) {
 
 // accountTransfers answers GET /accounts/{id}/transfers?limit=&cursor=&min_version=:
 // the transfers the account sent or received, from the transfers read table.
-// min_version waits for account_balances as the other account queries do:
-// the Runner commits every projection's share of a batch in one transaction,
-// so the transfers table holds the account's version N when account_balances
-// does (a rebuild swaps its tables in at a position both have reached).
+// min_version waits for account_balances as the other account queries do, and
+// then for the transfers projection to have reached account_balances'
+// checkpoint: they move together in the Runner, but not while transfers
+// catches up alone (just added, or rebuilt).
 func (h *handler) accountTransfers(w http.ResponseWriter, r *http.Request) {
 	id, n, err := accountQuery(r)
 	if err != nil {
@@ -310,9 +311,16 @@ func (h *handler) accountTransfers(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, err)
 		return
 	}
-	if err := h.awaitVersion(r, id, n, true); err != nil {
+	if err := h.awaitVersion(r, id, n, false); err != nil { // the owner and the version's existence
 		writeProblem(w, r, err)
 		return
+	}
+	if n > 0 {
+		// The transfers projection is named after its table (checked in internal/projection).
+		if err := h.queries.WaitForVersionIn(r.Context(), readmodel.Transfers.Name, id, n, h.minVersionWait); err != nil {
+			writeProblem(w, r, err)
+			return
+		}
 	}
 	page, err := h.queries.AccountTransfers(r.Context(), id, ownerFilter(r), limit, after)
 	if err != nil {

@@ -156,3 +156,30 @@ VALUES ($1, $2, $3, 1234, 'USD', '', 'pending', $4)`, uuid.New(), uuid.MustParse
 
 // jsonHas says whether body contains part, as printed.
 func jsonHas(body, part string) bool { return strings.Contains(body, part) }
+
+// TestAccountTransfersWaitForTheTransfersProjection: with min_version, the
+// transfers list waits for the transfers projection too, not only for
+// account_balances: a transfers checkpoint behind (a projection catching up
+// alone) is 503 projection_lagging, and an answer once it has caught up.
+func TestAccountTransfersWaitForTheTransfersProjection(t *testing.T) {
+	t.Parallel()
+	a := newQueryAPI(t, withMinVersionWait(100*time.Millisecond))
+	alice := a.openAccount("alice", "", "100")
+	bob := a.openAccount("bob", "", "")
+	if r := a.do(http.MethodPost, "/transfers", map[string]any{"from_account_id": alice, "to_account_id": bob, "amount": "1"}); r.StatusCode != http.StatusCreated {
+		t.Fatalf("transfer: %d %s", r.StatusCode, r.Body)
+	}
+	a.project()
+	ctx := context.Background()
+	if _, err := a.read.Exec(ctx, `DELETE FROM transfers; UPDATE projection_checkpoints SET transaction_id = '0', global_position = 0 WHERE projection = 'transfers'`); err != nil {
+		t.Fatal(err)
+	}
+	path := "/accounts/" + alice + "/transfers?min_version=3"
+	wantProblem(t, a.do(http.MethodGet, path, nil), http.StatusServiceUnavailable, "projection_lagging", "")
+	a.project() // the transfers projection catches up alone
+	var page httpapi.TransferPage
+	a.get(path, &page)
+	if len(page.Items) != 1 {
+		t.Errorf("after catching up: %+v", page.Items)
+	}
+}

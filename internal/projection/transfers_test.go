@@ -54,6 +54,14 @@ func (s *transferScript) giveBack(tr, from, to uuid.UUID, amount int64, reason s
 	return s.add(from, domain.TypeTransferReturned, fmt.Sprintf(`{"transfer_id":%q,"to_account_id":%q,"amount_minor":%d,"currency":"USD","reason":%q}`, tr, to, amount, reason))
 }
 
+// TestTransfersNamedAfterTheirTable: the api waits for the transfers
+// projection's checkpoint by the table's name (httpapi's min_version).
+func TestTransfersNamedAfterTheirTable(t *testing.T) {
+	if Transfers().Name() != readmodel.Transfers.Name {
+		t.Fatalf("projection %q keeps table %q; GET /accounts/{id}/transfers?min_version= waits for the checkpoint %q", Transfers().Name(), readmodel.Transfers.Name, readmodel.Transfers.Name)
+	}
+}
+
 // TestTransfersProjected folds transfers live in batches of every size that
 // splits them differently, checks the rows against what the saga's steps
 // mean, and then rebuilds: the live tables, the rebuilt ones and the oracle

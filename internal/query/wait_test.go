@@ -89,3 +89,55 @@ func TestWaitForVersion(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitForVersionIn: a query of the transfers table waits, past the
+// account's version, for the transfers checkpoint to reach account_balances'
+// (a projection catching up alone), and says which projection is behind.
+func TestWaitForVersionIn(t *testing.T) {
+	t.Parallel()
+	q, pool := newReadDB(t)
+	ctx := context.Background()
+	at := ts("2024-01-01T00:00:00Z")
+	id := uuid.New()
+	seedBalance(t, pool, balanceRow{id: id, owner: "o", currency: "USD", status: "active", version: 3, opened: at, updated: at})
+	checkpoint := func(name, tx string, pos int64) {
+		t.Helper()
+		if _, err := pool.Exec(ctx, `INSERT INTO projection_checkpoints (projection, transaction_id, global_position) VALUES ($1, $2::text::xid8, $3)
+ON CONFLICT (projection) DO UPDATE SET transaction_id = excluded.transaction_id, global_position = excluded.global_position`, name, tx, pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// No checkpoints at all (nothing projected): nothing to be behind.
+	if err := q.WaitForVersionIn(ctx, "transfers", id, 3, time.Second); err != nil {
+		t.Fatalf("no checkpoints: %v", err)
+	}
+	checkpoint("account_balances", "10", 50)
+	// No transfers row yet (position zero), then one behind: lagging, named.
+	for _, behind := range []struct {
+		tx  string
+		pos int64
+	}{{"", 0}, {"10", 49}, {"9", 70}} {
+		if behind.tx != "" {
+			checkpoint("transfers", behind.tx, behind.pos)
+		}
+		err := q.WaitForVersionIn(ctx, "transfers", id, 3, 60*time.Millisecond)
+		var lag *query.LaggingError
+		if !errors.As(err, &lag) || lag.Behind != "transfers" || !errors.Is(err, query.ErrProjectionLagging) {
+			t.Fatalf("transfers at %s/%d: err = %v, want a *LaggingError naming transfers", behind.tx, behind.pos, err)
+		}
+	}
+	// It catches up while the request waits.
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		_, _ = pool.Exec(ctx, `UPDATE projection_checkpoints SET transaction_id = '11', global_position = 1 WHERE projection = 'transfers'`)
+	}()
+	if err := q.WaitForVersionIn(ctx, "transfers", id, 3, 5*time.Second); err != nil {
+		t.Fatalf("catching up: %v", err)
+	}
+	// The account's own version still comes first.
+	var lag *query.LaggingError
+	if err := q.WaitForVersionIn(ctx, "transfers", id, 4, 30*time.Millisecond); !errors.As(err, &lag) || lag.Behind != "" || lag.Have != 3 {
+		t.Fatalf("version 4: err = %v, want the account's own lag", err)
+	}
+}

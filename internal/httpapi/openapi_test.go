@@ -287,6 +287,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		"GET /accounts/{id}/daily-summaries": "listDailySummaries",
 		"GET /accounts/{id}/events":          "listAccountEvents",
 		"GET /summary":                       "getSummary",
+		"GET /events":                        "listEvents",
 		"POST /transfers":                    "createTransfer",
 		"GET /transfers/{id}":                "getTransfer",
 		"GET /healthz":                       "getHealth",

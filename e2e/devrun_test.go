@@ -31,6 +31,7 @@ func TestMakeRun(t *testing.T) {
 	dir := t.TempDir()
 	env := []string{
 		"DEV_PG_PORT=" + strconv.Itoa(devPort(t)),
+		"DEV_NATS_PORT=" + strconv.Itoa(devPort(t)),
 		"HTTP_ADDR=127.0.0.1:0",
 		"PROJECTOR_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=info",

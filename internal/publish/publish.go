@@ -150,6 +150,7 @@ type Publisher struct {
 		at  time.Time
 	}
 	failingSince time.Time
+	lastHead     eventlog.Head // the head last read, for the lag between reads
 }
 
 // New returns a Publisher reading the events with tailer and keeping its
@@ -240,7 +241,12 @@ func (p *Publisher) Run(ctx context.Context, active func() bool) error {
 				backoff = max(backoff, p.opts.MaxBackoff)
 			}
 			p.failed(ctx, err)
-			sleep(ctx, backoff)
+			// Back off, refreshing the lag meanwhile: it must keep rising
+			// during an outage even when nothing new is appended.
+			for until := time.Now().Add(backoff); ctx.Err() == nil && time.Now().Before(until); {
+				sleep(ctx, min(time.Until(until), 250*time.Millisecond))
+				p.observeLag(p.lastHead)
+			}
 			continue
 		}
 		if !p.failingSince.IsZero() {
@@ -516,6 +522,7 @@ func (p *Publisher) step(ctx context.Context) (int, error) {
 // observeLag sets the publisher's lag behind head, as a projection's is
 // measured; while publishing fails, at least the time since it began.
 func (p *Publisher) observeLag(head eventlog.Head) {
+	p.lastHead = head
 	var failingFor float64
 	if !p.failingSince.IsZero() {
 		failingFor = time.Since(p.failingSince).Seconds()

@@ -32,13 +32,13 @@ var uc = domain.UpcastContext{DefaultCurrency: domain.FallbackCurrency}
 // broker is an embedded JetStream server that a test can stop and start
 // again on the same port and store.
 type broker struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	port int
 	s    *server.Server
 }
 
-func startBroker(t *testing.T) *broker {
+func startBroker(t testing.TB) *broker {
 	t.Helper()
 	b := &broker{t: t, dir: t.TempDir(), port: -1}
 	b.start()
@@ -67,7 +67,7 @@ func (b *broker) stop() {
 func (b *broker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.port) }
 
 // js connects a consumer-side client to the broker.
-func (b *broker) js(t *testing.T) jetstream.JetStream {
+func (b *broker) js(t testing.TB) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(b.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {

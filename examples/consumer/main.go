@@ -51,8 +51,9 @@ func main() {
 	log.SetFlags(0)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *url, *stream, *prefix, *fromStart); err != nil {
+	err := run(ctx, *url, *stream, *prefix, *fromStart)
+	stop()
+	if err != nil {
 		log.Fatal(err)
 	}
 }

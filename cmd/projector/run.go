@@ -68,7 +68,9 @@ func usage(w io.Writer) error {
 Usage:
   projector           apply events as they are appended; serve /healthz, /readyz
                       and /metrics on PROJECTOR_ADDR (one instance is active,
-                      others stand by and take over)
+                      others stand by and take over); with NATS_URL set, the
+                      active instance also publishes every event to NATS
+                      JetStream as a CloudEvent
   projector verify    compare every read table with a fold of the event store;
                       exit 2 naming the accounts that drifted (listens on no address)
   projector rebuild [name...]

@@ -296,6 +296,10 @@ func (p *Publisher) failed(ctx context.Context, err error) {
 	switch {
 	case errors.As(err, &refused):
 		p.setState(StatusRefused, refused.reason)
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		(p.nc.IsConnected() && errors.Is(err, nats.ErrNoResponders)):
+		// Connected, yet nobody serves the JetStream API.
+		p.setState(StatusFailing, "the broker answers but has no JetStream (run nats-server with -js); retrying")
 	case !p.nc.IsConnected() || errors.Is(err, errUnreachable) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse):
 		p.setState(StatusUnreachable, "the broker does not answer; retrying, events wait in the event store")

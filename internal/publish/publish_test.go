@@ -613,3 +613,27 @@ func TestRefusesAStreamThatDoesNotCoverThePrefix(t *testing.T) {
 		t.Errorf("refused stream holds %d messages", info.State.Msgs)
 	}
 }
+
+// TestSaysWhenTheBrokerHasNoJetStream: a core NATS server without JetStream
+// is named as such, not as an unreachable broker.
+func TestSaysWhenTheBrokerHasNoJetStream(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	h := startPublisher(t, pool, s.ClientURL(), publish.Options{})
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(h.pub.State().Detail, "no JetStream") {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %+v, want it to say the broker has no JetStream", h.pub.State())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

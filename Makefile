@@ -86,6 +86,10 @@ fuzz: ## fuzz the amount parser for a minute
 bench: ## measure the service against pgbench on a private durable PostgreSQL (~5 min); results in bench-results/
 	$(GO) run ./bench/cmd/benchrun -out bench-results $(BENCH_FLAGS)
 
+.PHONY: bench-publish
+bench-publish: ## the NATS publisher: a 200,000-event backlog (BENCH_BACKLOG) beside the projector's catch-up, and its lag at BENCH_RATE deposits/s (~1 min)
+	$(GO) test -count=1 -run='^$$' -bench=. -benchtime=1x -timeout=15m ./internal/publish
+
 .PHONY: bench-smoke
 bench-smoke: ## run the whole benchmark pipeline in seconds (also part of make test)
 	$(GO) test -count=1 -run TestSmoke ./bench

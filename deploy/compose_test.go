@@ -20,6 +20,9 @@ import (
 // the engine.
 var pinnedImage = regexp.MustCompile(`^[a-z0-9./-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$`)
 
+// taggedImage is an image with a version tag (a digest may follow).
+var taggedImage = regexp.MustCompile(`^[a-z0-9./-]+:[0-9][A-Za-z0-9._-]*(@sha256:[0-9a-f]{64})?$`)
+
 // loadCompose loads docker-compose.yml as docker compose would, with an empty
 // environment (so that no variable of the machine running the test leaks in)
 // and the given profiles active (none: the services without a profile).
@@ -53,8 +56,32 @@ func TestComposeServices(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	if want := []string{"api", "migrate", "postgres", "projector"}; !slices.Equal(names, want) {
+	if want := []string{"api", "migrate", "nats", "postgres", "projector"}; !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
+	}
+
+	// The official nats image with JetStream on and its store on a named volume.
+	n := p.Services["nats"]
+	if !strings.HasPrefix(n.Image, "nats:") || !taggedImage.MatchString(n.Image) {
+		t.Errorf("nats image %q: want the official nats image with a version tag", n.Image)
+	}
+	if !slices.Contains(n.Command, "-js") {
+		t.Errorf("nats: command %v does not turn JetStream on (-js)", n.Command)
+	}
+	storeOnVolume := false
+	for i, arg := range n.Command {
+		if arg == "-sd" && i+1 < len(n.Command) {
+			for _, v := range n.Volumes {
+				_, declared := p.Volumes[v.Source]
+				storeOnVolume = storeOnVolume || (v.Type == types.VolumeTypeVolume && declared && v.Target == n.Command[i+1])
+			}
+		}
+	}
+	if !storeOnVolume {
+		t.Errorf("nats: the JetStream store (-sd) is not on a named volume: command %v, volumes %+v", n.Command, n.Volumes)
+	}
+	if hc := n.HealthCheck; hc == nil || hc.Disable || len(hc.Test) < 2 {
+		t.Errorf("nats: healthcheck %+v", hc)
 	}
 	stages := dockerStages(t)
 
@@ -125,8 +152,9 @@ func TestComposeDependencies(t *testing.T) {
 	want := map[string]map[string]string{
 		"migrate":   {"postgres": types.ServiceConditionHealthy},
 		"api":       {"postgres": types.ServiceConditionHealthy, "migrate": types.ServiceConditionCompletedSuccessfully},
-		"projector": {"postgres": types.ServiceConditionHealthy, "migrate": types.ServiceConditionCompletedSuccessfully},
+		"projector": {"postgres": types.ServiceConditionHealthy, "migrate": types.ServiceConditionCompletedSuccessfully, "nats": types.ServiceConditionHealthy},
 		"postgres":  {},
+		"nats":      {},
 	}
 	for name, deps := range want {
 		got := map[string]string{}
@@ -233,6 +261,10 @@ func TestComposeEnvironment(t *testing.T) {
 		if a, pr := env("api", key), env("projector", key); a != pr {
 			t.Errorf("%s differs: api %q, projector %q", key, a, pr)
 		}
+	}
+	// The projector publishes to the nats service.
+	if u, err := url.Parse(env("projector", "NATS_URL")); err != nil || u.Scheme != "nats" || u.Hostname() != "nats" || u.Port() != "4222" {
+		t.Errorf("projector: NATS_URL=%q, want nats://nats:4222 (the nats service)", env("projector", "NATS_URL"))
 	}
 	if a, m := env("api", "DATABASE_URL"), env("migrate", "DATABASE_URL"); a != m {
 		t.Errorf("migrate migrates %q, api uses %q", m, a)

@@ -29,8 +29,10 @@ import (
 func TestMakeRun(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	natsPort := devPort(t)
 	env := []string{
 		"DEV_PG_PORT=" + strconv.Itoa(devPort(t)),
+		"DEV_NATS_PORT=" + strconv.Itoa(natsPort),
 		"HTTP_ADDR=127.0.0.1:0",
 		"PROJECTOR_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=info",
@@ -75,6 +77,8 @@ func TestMakeRun(t *testing.T) {
 		if err != nil || tres.JSON200 == nil || len(tres.JSON200.Items) != 2 {
 			t.Fatalf("GET /accounts/%s/transactions: %v %s", id, err, tres.Body)
 		}
+		// And the embedded broker: the account's three events are in the stream.
+		waitStreamMsgs(t, natsPort, 3)
 		run.interrupt(t, dataDir)
 	})
 	if _, err := os.Stat(filepath.Join(dataDir, "PG_VERSION")); err != nil {
@@ -95,6 +99,10 @@ func TestMakeRun(t *testing.T) {
 		if a := res.JSON200; a == nil || a.OwnerId != "erin" || a.Balance != "525" || a.Version != 3 {
 			t.Errorf("GET /accounts/%s after the restart: %d %s; want erin's account at 525 JPY", id, res.StatusCode(), res.Body)
 		}
+		// The stream survived in .data/nats, and nothing was published twice.
+		waitStreamMsgs(t, natsPort, 3)
+		time.Sleep(200 * time.Millisecond)
+		waitStreamMsgs(t, natsPort, 3)
 		run.interrupt(t, dataDir)
 	})
 }
@@ -242,4 +250,25 @@ func devPort(t *testing.T) int {
 	}
 	t.Fatal("no free port below the ephemeral range")
 	return 0
+}
+
+// waitStreamMsgs waits until the stream of the broker that devrun runs on
+// port holds exactly n messages.
+func waitStreamMsgs(t *testing.T, port, n int) {
+	t.Helper()
+	js := connectJS(t, "nats://127.0.0.1:"+strconv.Itoa(port))
+	eventually(t, 30*time.Second, func() (bool, string) {
+		st, err := js.Stream(context.Background(), "BANK_EVENTS")
+		if err != nil {
+			return false, err.Error()
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		if info.State.Msgs > uint64(n) {
+			t.Fatalf("stream BANK_EVENTS holds %d messages, want %d", info.State.Msgs, n)
+		}
+		return info.State.Msgs == uint64(n), fmt.Sprintf("stream BANK_EVENTS holds %d messages, want %d", info.State.Msgs, n)
+	})
 }

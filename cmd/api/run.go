@@ -150,6 +150,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	router := httpapi.NewRouter(httpapi.Deps{
 		Commands:       commands,
 		Events:         events,
+		EventLog:       events,
 		Queries:        query.New(readPool),
 		MinVersionWait: cfg.MinVersionWait,
 		Ready:          readiness(pool, readPool),

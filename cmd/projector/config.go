@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	appconfig "github.com/evbank/bank/internal/config"
@@ -22,6 +24,10 @@ type config struct {
 	FailingAfter    time.Duration `envconfig:"PROJECTOR_FAILING_AFTER" default:"30s" desc:"/readyz answers 503 once batches have failed for this long without one succeeding"`
 	IdleInTxTimeout time.Duration `envconfig:"PROJECTOR_IDLE_IN_TRANSACTION_TIMEOUT" default:"10s" desc:"idle_in_transaction_session_timeout of the projector's database sessions"`
 	DBMaxConns      int32         `envconfig:"PROJECTOR_DB_MAX_CONNS" default:"4" desc:"connection pool size, per database"`
+	NATSURL         string        `envconfig:"NATS_URL" desc:"NATS server URL(s); when set, the active instance publishes every event to JetStream (unset: no publishing)"`
+	NATSStream      string        `envconfig:"NATS_STREAM" default:"BANK_EVENTS" desc:"JetStream stream of the events, created if missing"`
+	NATSPrefix      string        `envconfig:"NATS_SUBJECT_PREFIX" default:"bank" desc:"first tokens of the subjects: <prefix>.account.<stream_id>.<event_type>"`
+	EventsSource    string        `envconfig:"EVENTS_SOURCE" default:"/bank" desc:"CloudEvents source of the published events"`
 }
 
 func loadConfig() (config, error) {
@@ -42,6 +48,25 @@ func loadConfig() (config, error) {
 		return cfg, fmt.Errorf("PROJECTOR_BATCH_TIMEOUT (%s) must be below SHUTDOWN_TIMEOUT (%s), so that shutdown can finish a batch", cfg.BatchTimeout, cfg.ShutdownTimeout)
 	case cfg.DBMaxConns < 2:
 		return cfg, errors.New("PROJECTOR_DB_MAX_CONNS must be at least 2")
+	case !validPrefix(cfg.NATSPrefix):
+		return cfg, fmt.Errorf("NATS_SUBJECT_PREFIX %q: want dot-separated tokens of letters, digits, - and _ (no wildcards)", cfg.NATSPrefix)
+	case cfg.NATSStream == "" || strings.ContainsAny(cfg.NATSStream, ". *>/\\\t"):
+		return cfg, fmt.Errorf("NATS_STREAM %q: want a name without spaces, dots, wildcards or slashes", cfg.NATSStream)
+	case cfg.EventsSource == "":
+		return cfg, errors.New("EVENTS_SOURCE must not be empty (a CloudEvent needs a source)")
 	}
 	return cfg, nil
+}
+
+var prefixToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// validPrefix: the prefix is literal subject tokens, so that the stream's
+// subjects <prefix>.> and a consumer's filters mean what they say.
+func validPrefix(p string) bool {
+	for _, t := range strings.Split(p, ".") {
+		if !prefixToken.MatchString(t) {
+			return false
+		}
+	}
+	return true
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/projection"
+	"github.com/evbank/bank/internal/publish"
 	"github.com/evbank/bank/internal/store"
 	"github.com/evbank/bank/internal/telemetry"
 )
@@ -67,7 +68,9 @@ func usage(w io.Writer) error {
 Usage:
   projector           apply events as they are appended; serve /healthz, /readyz
                       and /metrics on PROJECTOR_ADDR (one instance is active,
-                      others stand by and take over)
+                      others stand by and take over); with NATS_URL set, the
+                      active instance also publishes every event to NATS
+                      JetStream as a CloudEvent
   projector verify    compare every read table with a fold of the event store;
                       exit 2 naming the accounts that drifted (listens on no address)
   projector rebuild [name...]
@@ -161,6 +164,30 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		return err
 	}
 
+	// The publisher (DESIGN §8): one more consumer of the tail, in the active
+	// instance only, with its own checkpoint; its failures never stop the
+	// projections nor make the projector unready.
+	var pub *publish.Publisher
+	if cfg.NATSURL != "" {
+		pub, err = publish.New(store.NewTailer(events, cfg.UpcastContext()), read, publish.Options{
+			URL:           cfg.NATSURL,
+			Stream:        cfg.NATSStream,
+			SubjectPrefix: cfg.NATSPrefix,
+			Source:        cfg.EventsSource,
+			Metrics:       metrics,
+			Log:           log,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	publisherState := func() any {
+		if pub == nil {
+			return map[string]any{"status": "off", "detail": "NATS_URL is not set"}
+		}
+		return pub.State()
+	}
+
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -172,10 +199,12 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		}
 		if err != nil {
 			log.Warn().Err(err).Msg("not ready")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": dberr.ReadyReason(err), "active": runner.Active()})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "error": dberr.ReadyReason(err), "active": runner.Active(), "publisher": publisherState()})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "active": runner.Active()})
+		// The publisher's state is named, never judged: a broker outage must
+		// not take the projections out of service.
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "active": runner.Active(), "publisher": publisherState()})
 	})
 	mux.Handle("GET /metrics", telemetry.Handler(reg))
 
@@ -195,6 +224,15 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	defer stopRunner()
 	runErr := make(chan error, 1)
 	go func() { runErr <- runner.Run(runCtx) }()
+	pubDone := make(chan struct{})
+	if pub != nil {
+		go func() {
+			defer close(pubDone)
+			_ = pub.Run(runCtx, runner.Active) // returns nil when runCtx ends
+		}()
+	} else {
+		close(pubDone)
+	}
 
 	var result error
 	select {
@@ -216,6 +254,11 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 		case <-time.After(time.Until(deadline)):
 			result = errors.Join(result, fmt.Errorf("the current batch did not finish within SHUTDOWN_TIMEOUT (%s)", cfg.ShutdownTimeout))
 		}
+	}
+	stopRunner()
+	select {
+	case <-pubDone:
+	case <-time.After(time.Until(deadline)):
 	}
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()

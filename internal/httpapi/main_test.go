@@ -111,6 +111,7 @@ func (a *testAPI) serve(opts ...func(*httpapi.Deps)) {
 	deps := httpapi.Deps{
 		Commands: command.NewService(a.events, command.Config{DefaultCurrency: domain.MustCurrency("USD")}),
 		Events:   a.events,
+		EventLog: a.events,
 		Queries:  query.New(a.read),
 		Ready:    func(ctx context.Context) error { return a.pool.Ping(ctx) },
 		Metrics:  telemetry.Handler(reg),

@@ -288,6 +288,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		"GET /accounts/{id}/events":          "listAccountEvents",
 		"GET /accounts/{id}/transfers":       "listAccountTransfers",
 		"GET /summary":                       "getSummary",
+		"GET /events":                        "listEvents",
 		"POST /transfers":                    "createTransfer",
 		"GET /transfers/{id}":                "getTransfer",
 		"GET /healthz":                       "getHealth",

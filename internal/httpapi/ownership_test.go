@@ -35,6 +35,7 @@ var routeCases = map[string]routeCase{
 	"GET /accounts/{id}/events":          {scope: "bank:read"},
 	"GET /accounts/{id}/transfers":       {scope: "bank:read"},
 	"GET /summary":                       {scope: "bank:admin"},
+	"GET /events":                        {scope: "bank:admin"},
 	"POST /transfers": {scope: "bank:write", source: func(account string) any {
 		return map[string]any{"from_account_id": account, "to_account_id": uuid.NewString(), "amount": "1.00"}
 	}},

@@ -420,6 +420,15 @@ func dateRange(r *http.Request, now time.Time) (from, to time.Time, err error) {
 
 // summary answers GET /summary.
 func (h *handler) summary(w http.ResponseWriter, r *http.Request) {
+	asOf, hasAsOf, err := asOfParam(r)
+	if err != nil {
+		writeProblem(w, r, err)
+		return
+	}
+	if hasAsOf {
+		h.summaryAsOf(w, r, asOf)
+		return
+	}
 	s, err := h.queries.Summary(r.Context())
 	if err != nil {
 		writeProblem(w, r, err)

@@ -38,6 +38,8 @@ type EventReader interface {
 type Deps struct {
 	Commands *command.Service
 	Events   EventReader
+	// EventLog reads the whole event store for GET /events and GET /summary?as_of=.
+	EventLog EventLog
 	// Queries reads the projection tables (the read database).
 	Queries *query.Store
 	// MinVersionWait bounds how long a query with min_version waits for the
@@ -60,6 +62,7 @@ type Deps struct {
 type handler struct {
 	commands       *command.Service
 	events         EventReader
+	log            EventLog
 	queries        *query.Store
 	minVersionWait time.Duration
 	ready          func(ctx context.Context) error
@@ -67,7 +70,7 @@ type handler struct {
 
 // NewRouter returns the API's routes with their middleware.
 func NewRouter(d Deps) http.Handler {
-	h := &handler{commands: d.Commands, events: d.Events, queries: d.Queries, minVersionWait: d.MinVersionWait, ready: d.Ready}
+	h := &handler{commands: d.Commands, events: d.Events, log: d.EventLog, queries: d.Queries, minVersionWait: d.MinVersionWait, ready: d.Ready}
 	if h.minVersionWait <= 0 {
 		h.minVersionWait = defaultMinVersionWait
 	}
@@ -98,7 +101,10 @@ func NewRouter(d Deps) http.Handler {
 			r.Get("/accounts/{id}/transfers", h.accountTransfers)
 			r.Get("/transfers/{id}", h.getTransfer)
 		})
-		r.With(requireScope(auth.ScopeAdmin)).Get("/summary", h.summary)
+		r.With(requireScope(auth.ScopeAdmin)).Group(func(r chi.Router) {
+			r.Get("/summary", h.summary)
+			r.Get("/events", h.feed)
+		})
 	})
 
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -80,3 +80,17 @@ func (m *Metrics) init(ps []Projection) {
 		m.lagPositions.WithLabelValues(p.Name())
 	}
 }
+
+// SetLag sets the lag gauges of a consumer of the tail that is not a
+// projection (the publisher): it shows in the same series as the
+// projections, so that one alert covers every reader of the event store.
+func (m *Metrics) SetLag(name string, positions int64, seconds float64) {
+	m.lagPositions.WithLabelValues(name).Set(float64(positions))
+	m.lagSeconds.WithLabelValues(name).Set(seconds)
+}
+
+// AddApplied counts n events handled by a consumer of the tail that is not a
+// projection (the publisher: events acknowledged by the broker).
+func (m *Metrics) AddApplied(name string, n int) {
+	m.eventsApplied.WithLabelValues(name).Add(float64(n))
+}

@@ -139,12 +139,13 @@ func TestFailingBatchIsSeen(t *testing.T) {
 	}
 	assertTablesMatchReplay(t, e)
 
+	// Counted before the insert: the runner may fail on it at once.
+	failures := gaugeValue(t, r.m.batchFailures)
 	// 1.234 dollars do not fit USD's minor units: the event cannot be read.
 	if _, err := e.events.Exec(ctx, `INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data)
 VALUES ($1, 'BankAccount', 3, gen_random_uuid(), 'MoneyDeposited', 1, '{"amount":1.234,"description":"","timestamp":"2019-01-01T00:00:00Z"}')`, poisoned); err != nil {
 		t.Fatal(err)
 	}
-	failures := gaugeValue(t, r.m.batchFailures)
 	select {
 	case err := <-done:
 		var up *eventlog.UpcastError

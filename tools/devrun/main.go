@@ -9,6 +9,9 @@
 // AUTH_MODE is set, with local development auth (AUTH_MODE=jwt over the key and JWKS
 // file that internal/devauth keeps in .data/auth, which `make token` signs with). Ctrl-C or
 // SIGTERM stops the binaries (SIGTERM, then SIGKILL after 20 s) and then the database.
+// Unless NATS_URL is set, it also runs an embedded NATS server with JetStream
+// (data in .data/nats, 127.0.0.1 port DEV_NATS_PORT, default 4222) and points
+// NATS_URL at it, so that the projector publishes the events (DESIGN §8).
 // If a binary exits on its own, devrun stops everything and exits non-zero.
 package main
 
@@ -31,11 +34,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/evbank/bank/internal/devauth"
+	"github.com/evbank/bank/internal/natsserver"
 	"github.com/evbank/bank/internal/pgserver"
 )
 
 const (
 	defaultPort  = 54329
+	defaultNATS  = 4222
 	database     = "bank"
 	childTimeout = 20 * time.Second
 )
@@ -109,6 +114,14 @@ func run(paths []string) int {
 		return 1
 	}
 
+	stopNATS, err := startNATS()
+	if err != nil {
+		log.Print(err)
+		stopDatabase()
+		return 1
+	}
+	defer stopNATS() // after the children: the projector's publisher goes first
+
 	exited := make(chan *child, len(present))
 	var children []*child
 	for _, p := range present {
@@ -153,6 +166,43 @@ func run(paths []string) int {
 		code = 1
 	}
 	return code
+}
+
+// startNATS runs the embedded JetStream server and sets NATS_URL for the
+// children, unless NATS_URL is set already (then the developer's broker is
+// used; an empty NATS_URL turns publishing off).
+func startNATS() (stop func(), err error) {
+	if v, ok := os.LookupEnv("NATS_URL"); ok {
+		log.Printf("using NATS_URL=%q from the environment", v)
+		return func() {}, nil
+	}
+	port := defaultNATS
+	if v := os.Getenv("DEV_NATS_PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("DEV_NATS_PORT=%q is not a port number", v)
+		}
+		port = p
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(wd, ".data", "nats")
+	s, err := natsserver.Start(dir, "127.0.0.1", port)
+	if err != nil {
+		return nil, fmt.Errorf("%w (port %d; set DEV_NATS_PORT, or NATS_URL to use another server)", err, port)
+	}
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	if err := os.Setenv("NATS_URL", url); err != nil {
+		s.Shutdown()
+		return nil, err
+	}
+	log.Printf("NATS JetStream on %s (data in %s): the projector publishes every event to it", url, dir)
+	return func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}, nil
 }
 
 // setupAuth gives the api local development's token check (DESIGN §6): a

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,11 +45,23 @@ func TestSmoke(t *testing.T) {
 	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, "results.json"))), &back); err != nil {
 		t.Fatalf("results.json: %v", err)
 	}
-	if _, err := png.Decode(strings.NewReader(readFile(t, filepath.Join(dir, "chart.png")))); err != nil {
+	if img, err := png.Decode(strings.NewReader(readFile(t, filepath.Join(dir, "chart.png")))); err != nil {
 		t.Errorf("chart.png: %v", err)
+	} else if b := img.Bounds(); b.Dx() != 960 || b.Dy() != 400 {
+		t.Errorf("chart.png is %dx%d; want 960x400", b.Dx(), b.Dy())
 	}
-	if svg := readFile(t, filepath.Join(dir, "chart.svg")); !strings.HasPrefix(svg, "<svg") {
+	svg := readFile(t, filepath.Join(dir, "chart.svg"))
+	if !strings.HasPrefix(svg, "<svg") {
 		t.Errorf("chart.svg does not start with <svg: %.40q", svg)
+	}
+	// Well-formed XML, so that a browser shows it rather than an error.
+	for d := xml.NewDecoder(strings.NewReader(svg)); ; {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Errorf("chart.svg: %v", err)
+			break
+		}
 	}
 
 	check := func(what string, ok bool) {
@@ -197,8 +211,12 @@ func TestChartAndMarkdownOfAnEmptyReport(t *testing.T) {
 	if _, err := r.ChartPNG(); err != nil {
 		t.Fatal(err)
 	}
-	if svg := r.ChartSVG(); !strings.Contains(svg, "service") {
-		t.Error("the chart has no legend")
+	svg, err := r.ChartSVG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("service")) {
+		t.Errorf("the SVG chart does not start with <svg or has no legend: %.60q", svg)
 	}
 	if md := r.Markdown(); !strings.Contains(md, "skipped") {
 		t.Error("a skipped baseline is not said so")

@@ -198,10 +198,14 @@ func (r *Report) WriteFiles(dir string) error {
 	if err != nil {
 		return err
 	}
+	svg, err := r.ChartSVG()
+	if err != nil {
+		return err
+	}
 	for name, data := range map[string][]byte{
 		"results.md":   []byte(r.Markdown()),
 		"results.json": append(js, '\n'),
-		"chart.svg":    []byte(r.ChartSVG()),
+		"chart.svg":    svg,
 		"chart.png":    png,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {

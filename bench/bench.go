@@ -564,6 +564,11 @@ func (b *bench) hot(ctx context.Context) error {
 	if h.Service.Requests > 0 {
 		h.RetriesPerDeposit = round3(h.ConflictRetries / float64(h.Service.Requests))
 	}
+	for _, d := range b.rep.Deposits {
+		if d.Clients == h.Clients {
+			h.RatioToDeposits = ratio(h.Service.Throughput, d.Service.Throughput)
+		}
+	}
 	b.rep.Hot = h
 	b.progress("hot: %d clients on %d accounts: %7.0f/s p99 %6.2f ms, %.0f conflict retries", h.Clients, h.Accounts, h.Service.Throughput, h.Service.P99, h.ConflictRetries)
 	return nil

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,11 +46,23 @@ func TestSmoke(t *testing.T) {
 	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(dir, "results.json"))), &back); err != nil {
 		t.Fatalf("results.json: %v", err)
 	}
-	if _, err := png.Decode(strings.NewReader(readFile(t, filepath.Join(dir, "chart.png")))); err != nil {
+	if img, err := png.Decode(strings.NewReader(readFile(t, filepath.Join(dir, "chart.png")))); err != nil {
 		t.Errorf("chart.png: %v", err)
+	} else if b := img.Bounds(); b.Dx() != 960 || b.Dy() != 400 {
+		t.Errorf("chart.png is %dx%d; want 960x400", b.Dx(), b.Dy())
 	}
-	if svg := readFile(t, filepath.Join(dir, "chart.svg")); !strings.HasPrefix(svg, "<svg") {
+	svg := readFile(t, filepath.Join(dir, "chart.svg"))
+	if !strings.HasPrefix(svg, "<svg") {
 		t.Errorf("chart.svg does not start with <svg: %.40q", svg)
+	}
+	// Well-formed XML, so that a browser shows it rather than an error.
+	for d := xml.NewDecoder(strings.NewReader(svg)); ; {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Errorf("chart.svg: %v", err)
+			break
+		}
 	}
 
 	check := func(what string, ok bool) {
@@ -80,6 +95,10 @@ func TestSmoke(t *testing.T) {
 	check("rebuild status", back.Rebuild.Status != "")
 	check("memory", back.Memory.APIPeakMB > 0 && back.Memory.ProjectorPeakMB > 0)
 	check("targets", len(back.Targets) >= 3)
+	// The CPU targets need no pgbench: every smoke run has them.
+	for _, want := range []string{"api CPU per deposit", "api CPU per GET /accounts/{id}"} {
+		check("target "+want, slices.ContainsFunc(back.Targets, func(t Target) bool { return strings.HasPrefix(t.Name, want) && t.Got > 0 }))
+	}
 }
 
 func readFile(t *testing.T, path string) string {
@@ -197,13 +216,80 @@ func TestChartAndMarkdownOfAnEmptyReport(t *testing.T) {
 	if _, err := r.ChartPNG(); err != nil {
 		t.Fatal(err)
 	}
-	if svg := r.ChartSVG(); !strings.Contains(svg, "service") {
-		t.Error("the chart has no legend")
+	svg, err := r.ChartSVG()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("service")) {
+		t.Errorf("the SVG chart does not start with <svg or has no legend: %.60q", svg)
 	}
 	if md := r.Markdown(); !strings.Contains(md, "skipped") {
 		t.Error("a skipped baseline is not said so")
 	}
 	if niceMax(0) != 1 || niceMax(3100) != 5000 || niceMax(100) != 100 {
 		t.Errorf("niceMax: %v %v %v", niceMax(0), niceMax(3100), niceMax(100))
+	}
+}
+
+func TestTargets(t *testing.T) {
+	t.Parallel()
+	// 20% of a core at 2,000 deposits/s is 100 µs of api CPU each (at the
+	// target: met); 10% at 5,000 GETs/s is 20 µs.
+	busy := func(apiPct float64) *Usage { return &Usage{APICPU: apiPct, MachineBusy: 99} }
+	full := Report{
+		Deposits: []DepositRow{
+			{Clients: 16, Service: Stats{OK: 1, Throughput: 2000, P99: 10, Usage: busy(20)}, TPSRatio: 1.1, P99Ratio: 2.5,
+				PgbenchDeposit: Stats{OK: 1, Throughput: 1800, P99: 4}, PgbenchInsert: Stats{OK: 1, Throughput: 2400}},
+			{Clients: 64, Service: Stats{OK: 1, Throughput: 3000, Usage: busy(30)}, TPSRatio: 0.9,
+				PgbenchDeposit: Stats{OK: 1, Throughput: 3300}},
+		},
+		Queries:   []QueryRow{{Name: "account", Clients: 16, Service: Stats{OK: 1, Throughput: 5000, Usage: busy(10)}, TPSRatio: 0.4}},
+		Hot:       HotStats{Clients: 64, Accounts: 10, Service: Stats{OK: 1, Throughput: 2700}, RatioToDeposits: 0.9},
+		Transfers: TransferStats{Clients: 16, Service: Stats{OK: 1, Throughput: 1000}, RatioToDeposits: 0.5},
+		Lag:       LagStats{Rate: 1500, Samples: 10, P99: 25},
+		Memory:    Memory{APIPeakMB: 40},
+	}
+	full.finish(Config{RatioClients: 16, HotClients: 64})
+	want := map[string]struct {
+		got float64
+		met bool
+	}{
+		"api CPU per deposit (16 clients)":                                 {100, true},
+		"api CPU per GET /accounts/{id} (16 clients)":                      {20, true},
+		"deposit throughput / pgbench same SQL (16 clients)":               {1.1, true},
+		"deposit throughput / pgbench same SQL (64 clients)":               {0.9, false},
+		"deposit p99 / pgbench same SQL p99 (16 clients)":                  {2.5, false},
+		"deposit throughput / pgbench 1-event INSERT (16 clients)":         {0.83, true},
+		"GET /accounts/{id} / pgbench select of the same row (16 clients)": {0.4, false},
+		"deposits on 10 hot accounts / on random accounts (64 clients)":    {0.9, true},
+		"transfer throughput / deposit throughput (16 clients)":            {0.5, true},
+		"projection lag p99 at 1500 deposits/s (half the best rate)":       {25, false},
+		"api peak RSS": {40, true},
+	}
+	if len(full.Targets) != len(want) {
+		t.Errorf("%d targets; want %d: %+v", len(full.Targets), len(want), full.Targets)
+	}
+	for _, tg := range full.Targets {
+		w, ok := want[tg.Name]
+		if !ok || tg.Got != w.got || tg.Met != w.met {
+			t.Errorf("target %q: got %v met %v; want %+v (known: %v)", tg.Name, tg.Got, tg.Met, w, ok)
+		}
+		// Where the time went is the run's own: the service's usage.
+		if strings.HasPrefix(tg.Name, "api CPU per deposit") && !strings.Contains(tg.Evidence, "api 20%") {
+			t.Errorf("target %q: evidence %q is not the deposit run's", tg.Name, tg.Evidence)
+		}
+	}
+
+	// Only the deposits at 16 clients, without pgbench (-steps deposits
+	// -clients 16): the targets that need the other runs are left out.
+	part := Report{Deposits: []DepositRow{{Clients: 16, Service: Stats{OK: 1, Throughput: 2000, Usage: busy(20)},
+		PgbenchDeposit: Stats{Skipped: "no pgbench"}, PgbenchInsert: Stats{Skipped: "no pgbench"}}}}
+	part.finish(Config{RatioClients: 16, HotClients: 64})
+	var names []string
+	for _, tg := range part.Targets {
+		names = append(names, tg.Name)
+	}
+	if got := strings.Join(names, "; "); got != "api CPU per deposit (16 clients); api peak RSS" {
+		t.Errorf("targets of a partial run: %s", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,6 +93,10 @@ type HotStats struct {
 	ConflictRetries   float64 `json:"conflict_retries"`
 	RetriesPerDeposit float64 `json:"retries_per_deposit"`
 	GaveUp            float64 `json:"gave_up_409"`
+	// RatioToDeposits is the hot run's deposits/s over the random-account
+	// deposits/s at the same clients (0 when that run was left out): what
+	// queueing on a few accounts costs.
+	RatioToDeposits float64 `json:"ratio_to_deposits"`
 }
 
 // QueryRow is one query endpoint beside pgbench selecting the same rows.
@@ -135,40 +140,94 @@ func newReport(cfg Config) *Report {
 	}
 }
 
-// finish evaluates the targets.
+// finish evaluates the targets of issue 13 (16 clients, RatioClients,
+// unless stated; "64 clients" is HotClients, the hot run's count). A
+// target is checked only when the runs it needs happened: one whose run was
+// left out (-steps, -clients, no pgbench) is left out too, not missed.
 func (r *Report) finish(cfg Config) {
 	r.Settings.ElapsedS = round1(time.Since(r.Started).Seconds())
-	var dep *DepositRow
-	for i := range r.Deposits {
-		if r.Deposits[i].Clients == cfg.RatioClients {
-			dep = &r.Deposits[i]
+	depAt := func(c int) *DepositRow {
+		for i := range r.Deposits {
+			if r.Deposits[i].Clients == c {
+				return &r.Deposits[i]
+			}
+		}
+		return nil
+	}
+	var account *QueryRow
+	for i := range r.Queries {
+		if r.Queries[i].Name == "account" {
+			account = &r.Queries[i]
 		}
 	}
-	at := fmt.Sprintf(" (%d clients)", cfg.RatioClients)
+	at := func(c int) string { return fmt.Sprintf(" (%d clients)", c) }
+	// Evidence is always the service's run behind the figure: where its
+	// time went is what limits it.
+	add := func(name, want string, got float64, unit string, met bool, u *Usage) {
+		r.Targets = append(r.Targets, Target{Name: name, Want: want, Got: got, Unit: unit, Met: met, Evidence: evidence(u)})
+	}
+	dep := depAt(cfg.RatioClients)
+
+	// CPU per request: the usage tables' own figures, not measured again.
+	if dep != nil {
+		if us, ok := apiMicros(dep.Service); ok {
+			add("api CPU per deposit"+at(dep.Clients), "<= 100", us, "µs", us <= 100, dep.Service.Usage)
+		}
+	}
+	if account != nil {
+		if us, ok := apiMicros(account.Service); ok {
+			add("api CPU per GET /accounts/{id}"+at(account.Clients), "<= 40", us, "µs", us <= 40, account.Service.Usage)
+		}
+	}
+
+	for _, c := range slices.Compact([]int{cfg.RatioClients, cfg.HotClients}) {
+		if d := depAt(c); d != nil && d.PgbenchDeposit.Skipped == "" {
+			add("deposit throughput / pgbench same SQL"+at(c), ">= 1.0", d.TPSRatio, "x", d.TPSRatio >= 1, d.Service.Usage)
+		}
+	}
 	if dep != nil && dep.PgbenchDeposit.Skipped == "" {
-		r.Targets = append(r.Targets,
-			Target{Name: "deposit throughput / pgbench same SQL" + at, Want: ">= 0.70", Got: dep.TPSRatio, Unit: "x",
-				Met: dep.TPSRatio >= 0.7, Evidence: evidence(dep.Service.Usage)},
-			Target{Name: "deposit p99 / pgbench same SQL p99" + at, Want: "<= 3.0", Got: dep.P99Ratio, Unit: "x",
-				Met: dep.P99Ratio > 0 && dep.P99Ratio <= 3, Evidence: evidence(dep.Service.Usage)})
+		add("deposit p99 / pgbench same SQL p99"+at(dep.Clients), "<= 2.0", dep.P99Ratio, "x",
+			dep.P99Ratio > 0 && dep.P99Ratio <= 2, dep.Service.Usage)
+	}
+	// The floor: a deposit to a cached account is one durable append.
+	if dep != nil && dep.PgbenchInsert.Skipped == "" {
+		x := ratio(dep.Service.Throughput, dep.PgbenchInsert.Throughput)
+		add("deposit throughput / pgbench 1-event INSERT"+at(dep.Clients), ">= 0.80", x, "x", x >= 0.8, dep.Service.Usage)
+	}
+	if account != nil && account.Pgbench.Skipped == "" {
+		add("GET /accounts/{id} / pgbench select of the same row"+at(account.Clients), ">= 0.50", account.TPSRatio, "x",
+			account.TPSRatio >= 0.5, account.Service.Usage)
+	}
+	if h := r.Hot; h.Clients > 0 {
+		if d := depAt(h.Clients); d != nil && d.Service.Throughput > 0 {
+			add(fmt.Sprintf("deposits on %d hot accounts / on random accounts%s", h.Accounts, at(h.Clients)), ">= 0.80",
+				h.RatioToDeposits, "x", h.RatioToDeposits >= 0.8, h.Service.Usage)
+		}
 	}
 	if t := r.Transfers; t.Service.Throughput > 0 && t.RatioToDeposits > 0 {
-		r.Targets = append(r.Targets, Target{Name: fmt.Sprintf("transfer throughput / deposit throughput (%d clients)", t.Clients),
-			Want: ">= 0.45", Got: t.RatioToDeposits, Unit: "x", Met: t.RatioToDeposits >= 0.45, Evidence: evidence(t.Service.Usage)})
+		add("transfer throughput / deposit throughput"+at(t.Clients), ">= 0.45", t.RatioToDeposits, "x",
+			t.RatioToDeposits >= 0.45, t.Service.Usage)
 	}
 	if r.Lag.Samples > 0 {
-		r.Targets = append(r.Targets, Target{Name: fmt.Sprintf("projection lag p99 at %d deposits/s (half the best rate)", r.Lag.Rate),
-			Want: "<= 50", Got: r.Lag.P99, Unit: "ms", Met: r.Lag.P99 <= 50, Evidence: evidence(r.Lag.Deposits.Usage)})
-	}
-	for _, q := range r.Queries {
-		if q.Name == "account" && q.Pgbench.Skipped == "" {
-			r.Targets = append(r.Targets, Target{Name: fmt.Sprintf("GET /accounts/{id} / pgbench select (%d clients)", q.Clients),
-				Want: ">= 0.50", Got: q.TPSRatio, Unit: "x", Met: q.TPSRatio >= 0.5, Evidence: evidence(q.Service.Usage)})
-		}
+		add(fmt.Sprintf("projection lag p99 at %d deposits/s (half the best rate)", r.Lag.Rate), "<= 20", r.Lag.P99, "ms",
+			r.Lag.P99 <= 20, r.Lag.Deposits.Usage)
 	}
 	r.Targets = append(r.Targets, Target{Name: "api peak RSS", Want: "<= 150", Got: r.Memory.APIPeakMB, Unit: "MB",
 		Met: r.Memory.APIPeakMB > 0 && r.Memory.APIPeakMB <= 150})
 }
+
+// apiMicros is the api's CPU per successful request of s in whole
+// microseconds, as the usage tables print it; false when s has no usage.
+func apiMicros(s Stats) (float64, bool) {
+	if s.Usage == nil || s.Throughput <= 0 {
+		return 0, false
+	}
+	return math.Round(perRequestMicros(s.Usage.APICPU, s)), true
+}
+
+// perRequestMicros turns a process's CPU (% of one core) over run s into
+// microseconds per successful request.
+func perRequestMicros(pct float64, s Stats) float64 { return pct / 100 / s.Throughput * 1e6 }
 
 // evidence says where the machine's time went.
 func evidence(u *Usage) string {
@@ -198,10 +257,14 @@ func (r *Report) WriteFiles(dir string) error {
 	if err != nil {
 		return err
 	}
+	svg, err := r.ChartSVG()
+	if err != nil {
+		return err
+	}
 	for name, data := range map[string][]byte{
 		"results.md":   []byte(r.Markdown()),
 		"results.json": append(js, '\n'),
-		"chart.svg":    []byte(r.ChartSVG()),
+		"chart.svg":    svg,
 		"chart.png":    png,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
@@ -282,9 +345,14 @@ func (r *Report) Markdown() string {
 	h := r.Hot
 	p("\n## Hot accounts\n\n%d clients depositing to %d accounts. Conflict retries: appends that lost a race and were decided again "+
 		"(`bank_command_conflict_retries_total`, scaled to the window).\n\n", h.Clients, h.Accounts)
-	p("%s", header("tx/s", "p50 ms", "p95 ms", "p99 ms", "errors", "conflict retries", "retries per deposit", "gave up (409)"))
-	p("| %s | %s | %s | %s | %s | %.0f | %s | %.0f |\n", num(h.Service.Throughput), num(h.Service.P50), num(h.Service.P95), num(h.Service.P99),
-		errs(h.Service), h.ConflictRetries, num(h.RetriesPerDeposit), h.GaveUp)
+	p("%s", header("tx/s", "p50 ms", "p95 ms", "p99 ms", "errors", "conflict retries", "retries per deposit", "gave up (409)",
+		fmt.Sprintf("ratio to random accounts at %d clients", h.Clients)))
+	ratioHot := "-"
+	if h.RatioToDeposits > 0 {
+		ratioHot = num(h.RatioToDeposits)
+	}
+	p("| %s | %s | %s | %s | %s | %.0f | %s | %.0f | %s |\n", num(h.Service.Throughput), num(h.Service.P50), num(h.Service.P95), num(h.Service.P99),
+		errs(h.Service), h.ConflictRetries, num(h.RetriesPerDeposit), h.GaveUp, ratioHot)
 	p("\n")
 	p("%s", header("run", "api", "projector", "postgres", "load generator", "other processes", "machine busy", "iowait", "CPU µs per request: api + postgres + projector / load generator", "WAL fsyncs / write", "sessions"))
 	p("%s", strings.TrimPrefix(usageRow("", "hot", h.Service), "|  "))
@@ -374,7 +442,7 @@ func cpuPerRequest(s Stats) string {
 	if u == nil || s.Throughput <= 0 {
 		return "-"
 	}
-	us := func(pct float64) float64 { return pct / 100 / s.Throughput * 1e6 }
+	us := func(pct float64) float64 { return perRequestMicros(pct, s) }
 	return fmt.Sprintf("%.0f + %.0f + %.0f / %.0f", us(u.APICPU), us(u.PostgresCPU), us(u.ProjectorCPU), us(u.ClientCPU))
 }
 

@@ -148,7 +148,7 @@ func (p panel) plot() (*plot.Plot, error) {
 func (r *Report) drawChart(c vg.CanvasSizer) error {
 	dc := draw.New(c)
 	dc.SetColor(color.White)
-	dc.Fill(dc.Rectangle.Path())
+	dc.Fill(dc.Path())
 
 	ps := r.panels()
 	plots := make([]*plot.Plot, len(ps))

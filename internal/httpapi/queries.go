@@ -177,7 +177,12 @@ func (h *handler) getAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", etag(a.Version))
-	writeJSON(w, http.StatusOK, a)
+	body, err := marshalAccount(a)
+	if err != nil {
+		http.Error(w, "encoding failed", http.StatusInternalServerError) // as writeJSON
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, body)
 }
 
 // asOfParam reads ?as_of=, an RFC 3339 instant.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -113,6 +114,10 @@ type fileKeys struct {
 	mod  time.Time // of the version in set
 	size int64
 	set  []jwkset.JWK
+	// kids are set's key ids, index for index: JWK.Marshal builds a whole
+	// JWKMarshal (allocating) just to read one, and every request looks one
+	// up (current, for a cached token).
+	kids []string
 	// The version that failed to parse, so that a broken file is read and
 	// reported once, not on every request.
 	badMod  time.Time
@@ -144,8 +149,12 @@ func (f *fileKeys) reload() error {
 	if err == nil {
 		var set []jwkset.JWK
 		if set, err = parseJWKS(data); err == nil {
+			kids := make([]string, len(set))
+			for i, j := range set {
+				kids[i] = j.Marshal().KID
+			}
 			f.mu.Lock()
-			f.mod, f.size, f.set = mod, size, set
+			f.mod, f.size, f.set, f.kids = mod, size, set, kids
 			f.mu.Unlock()
 			return nil
 		}
@@ -156,31 +165,32 @@ func (f *fileKeys) reload() error {
 	return fmt.Errorf("%s: %w", f.path, err)
 }
 
-func (f *fileKeys) keys() []jwkset.JWK {
+// keys returns the current set and its key ids (see fileKeys.kids).
+func (f *fileKeys) keys() ([]jwkset.JWK, []string) {
 	if err := f.reload(); err != nil && f.onErr != nil {
 		f.onErr(err) // the last good set stands
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.set
+	return f.set, f.kids
 }
 
 func (f *fileKeys) lookup(_ context.Context, kid string) ([]jwkset.JWK, error) {
-	set := f.keys()
+	set, kids := f.keys()
 	if kid == "" {
 		return set, nil
 	}
-	for _, j := range set {
-		if j.Marshal().KID == kid {
-			return []jwkset.JWK{j}, nil
-		}
+	if i := slices.Index(kids, kid); i >= 0 {
+		return []jwkset.JWK{set[i]}, nil
 	}
 	return nil, jwkset.ErrKeyNotFound
 }
 
+// current is lookup's success without building its answer: no kid is
+// always current, as lookup then answers the whole set.
 func (f *fileKeys) current(kid string) bool {
-	_, err := f.lookup(context.Background(), kid)
-	return err == nil
+	_, kids := f.keys()
+	return kid == "" || slices.Contains(kids, kid)
 }
 
 // parseJWKS reads a JWK Set; keys of a kind jwkset does not support are

@@ -175,7 +175,7 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 	}
 	var key [sha256.Size]byte
 	if v.cache != nil {
-		key = sha256.Sum256([]byte(token))
+		key = tokenKey(token)
 		// A hit skips the signature check, but not the key set: a token
 		// whose key has been withdrawn from the JWKS is verified again (and
 		// refused).
@@ -201,6 +201,18 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 		v.cache.put(key, cacheEntry{p: p, exp: c.ExpiresAt.Time, kid: kid}, v.now())
 	}
 	return p, nil
+}
+
+// tokenKey is the cache's key for token, its SHA-256. []byte(token) would
+// be a heap copy of the whole token on every request (the compiler keeps
+// only short conversions on the stack); a token that fits is hashed from a
+// stack buffer instead.
+func tokenKey(token string) [sha256.Size]byte {
+	var buf [2048]byte
+	if len(token) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], token)])
+	}
+	return sha256.Sum256([]byte(token))
 }
 
 // allowedAlg maps each accepted JWS algorithm to the key type it needs.

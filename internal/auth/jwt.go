@@ -26,10 +26,16 @@ type VerifierConfig struct {
 	// unknown kid, at most every UnknownKIDEvery.
 	JWKSURL string
 	// JWKSFile is a JWKS JSON file, read again whenever its modification time
-	// or size changes (checked on each use: one stat, no watcher to manage).
+	// or size changes (one stat, no watcher to manage).
 	JWKSFile string
-	Issuer   string
-	Audience string
+	// JWKSFileCheckEvery bounds how often JWKSFile is checked for a change:
+	// 0 checks on every use; a positive interval at most once per interval,
+	// sparing the busy request path a stat each, but a token naming a kid
+	// not in the keys last read checks at once (a new key works as soon
+	// as it is published; a withdrawn one is refused within the interval).
+	JWKSFileCheckEvery time.Duration
+	Issuer             string
+	Audience           string
 	// Leeway is the clock skew allowed on exp, nbf and iat (AUTH_CLOCK_SKEW).
 	Leeway time.Duration
 
@@ -126,7 +132,7 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		keys, err = newURLKeys(ctx, cfg)
 	} else {
 		source = "AUTH_JWKS_FILE"
-		keys, err = newFileKeys(cfg.JWKSFile, cfg.OnRefreshError)
+		keys, err = newFileKeys(cfg.JWKSFile, cfg.OnRefreshError, cfg.JWKSFileCheckEvery)
 	}
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -109,6 +110,12 @@ func (u *urlKeys) current(kid string) bool {
 type fileKeys struct {
 	path  string
 	onErr func(error)
+	// every is VerifierConfig.JWKSFileCheckEvery: at most one stat per
+	// interval, the last one at checked (nanoseconds since start, on the
+	// monotonic clock). 0 stats on every use.
+	every   time.Duration
+	start   time.Time
+	checked atomic.Int64
 
 	mu   sync.RWMutex
 	mod  time.Time // of the version in set
@@ -124,8 +131,8 @@ type fileKeys struct {
 	badSize int64
 }
 
-func newFileKeys(path string, onErr func(error)) (*fileKeys, error) {
-	f := &fileKeys{path: path, onErr: onErr}
+func newFileKeys(path string, onErr func(error), every time.Duration) (*fileKeys, error) {
+	f := &fileKeys{path: path, onErr: onErr, every: every, start: time.Now()}
 	if err := f.reload(); err != nil {
 		return nil, fmt.Errorf("AUTH_JWKS_FILE: %w", err)
 	}
@@ -165,22 +172,54 @@ func (f *fileKeys) reload() error {
 	return fmt.Errorf("%s: %w", f.path, err)
 }
 
-// keys returns the current set and its key ids (see fileKeys.kids).
-func (f *fileKeys) keys() ([]jwkset.JWK, []string) {
-	if err := f.reload(); err != nil && f.onErr != nil {
-		f.onErr(err) // the last good set stands
+// keys returns the current set and its key ids (see fileKeys.kids),
+// checking the file first when force is set or a check is due.
+func (f *fileKeys) keys(force bool) ([]jwkset.JWK, []string) {
+	if force && f.every > 0 {
+		f.checked.Store(int64(time.Since(f.start))) // a check like any other
+	}
+	if force || f.due() {
+		if err := f.reload(); err != nil && f.onErr != nil {
+			f.onErr(err) // the last good set stands
+		}
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.set, f.kids
 }
 
+// due reports whether this use should check the file: always without an
+// interval, else for the one caller that claims an elapsed interval (the
+// others go on with the set they have).
+func (f *fileKeys) due() bool {
+	if f.every <= 0 {
+		return true
+	}
+	now := int64(time.Since(f.start))
+	last := f.checked.Load()
+	return now-last >= int64(f.every) && f.checked.CompareAndSwap(last, now)
+}
+
+// find returns the set and the index of kid in it (-1: not there). A kid
+// not in the set last read makes the file be checked at once, whatever the
+// interval, so that a newly published key is never refused for want of a
+// check; only a withdrawal waits for the next one.
+func (f *fileKeys) find(kid string) ([]jwkset.JWK, int) {
+	set, kids := f.keys(false)
+	i := slices.Index(kids, kid)
+	if i < 0 && f.every > 0 {
+		set, kids = f.keys(true)
+		i = slices.Index(kids, kid)
+	}
+	return set, i
+}
+
 func (f *fileKeys) lookup(_ context.Context, kid string) ([]jwkset.JWK, error) {
-	set, kids := f.keys()
 	if kid == "" {
+		set, _ := f.keys(false)
 		return set, nil
 	}
-	if i := slices.Index(kids, kid); i >= 0 {
+	if set, i := f.find(kid); i >= 0 {
 		return []jwkset.JWK{set[i]}, nil
 	}
 	return nil, jwkset.ErrKeyNotFound
@@ -189,8 +228,12 @@ func (f *fileKeys) lookup(_ context.Context, kid string) ([]jwkset.JWK, error) {
 // current is lookup's success without building its answer: no kid is
 // always current, as lookup then answers the whole set.
 func (f *fileKeys) current(kid string) bool {
-	_, kids := f.keys()
-	return kid == "" || slices.Contains(kids, kid)
+	if kid == "" {
+		f.keys(false)
+		return true
+	}
+	_, i := f.find(kid)
+	return i >= 0
 }
 
 // parseJWKS reads a JWK Set; keys of a kind jwkset does not support are

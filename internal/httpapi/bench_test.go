@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/auth/authtest"
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
@@ -60,7 +61,7 @@ func newBenchAPI(b *testing.B) *benchAPI {
 		Metrics:        telemetry.Handler(reg),
 		HTTPObs:        telemetry.NewHTTPMetrics(reg),
 		Log:            log,
-		Auth:           newVerifier(b, iss),
+		Auth:           newBenchVerifier(b, iss),
 		RequestTimeout: 10 * time.Second,
 	})
 	a := &benchAPI{router: router, token: iss.TokenFor(benchOwner, "bank:read bank:write")}
@@ -105,6 +106,22 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// newBenchVerifier is the JWT verifier as cmd/api configures it, over iss's
+// JWKS file.
+func newBenchVerifier(b *testing.B, iss *authtest.Issuer) *auth.Verifier {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{
+		JWKSFile: iss.File(), Issuer: iss.Issuer, Audience: iss.Audience, Leeway: 30 * time.Second,
+		JWKSFileCheckEvery: time.Second,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
 }
 
 // serve sends one request as a client of make bench would: bearer token,

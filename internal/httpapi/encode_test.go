@@ -96,3 +96,21 @@ func BenchmarkAccountEncoding(b *testing.B) {
 		}
 	})
 }
+
+// A made request id is what uuid.NewString made: a random (version 4,
+// RFC 9562 variant) UUID in its canonical form, and a well-formed
+// X-Request-ID.
+func TestNewRequestID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		id := newRequestID()
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id || !requestIDPattern.MatchString(id) {
+			t.Fatalf("request id %q: %v, version %d, variant %v", id, err, u.Version(), u.Variant())
+		}
+		if seen[id] {
+			t.Fatalf("request id %q made twice", id)
+		}
+		seen[id] = true
+	}
+}

@@ -102,7 +102,10 @@ func parseBody(raw []byte, allowed []string) (*requestBody, error) {
 // repeated key, a syntax error), which the general path then reads and, if
 // need be, refuses in its own words.
 func readFlatBody(raw []byte, allowed []string) (*requestBody, bool) {
-	type field struct{ key, val []byte } // val with its quotes
+	type field struct {
+		key, val []byte // val with its quotes
+		name     string // key as the allowed name: a map key without a copy
+	}
 	var buf [8]field
 	fields := buf[:0]
 	i := skipSpace(raw, 0)
@@ -119,7 +122,8 @@ func readFlatBody(raw []byte, allowed []string) (*requestBody, bool) {
 				return nil, false
 			}
 			key := raw[k+1 : next-1]
-			if !containsString(allowed, string(key)) {
+			known := slices.Index(allowed, string(key)) // compared, not copied
+			if known < 0 {
 				return nil, false
 			}
 			for _, f := range fields {
@@ -135,7 +139,7 @@ func readFlatBody(raw []byte, allowed []string) (*requestBody, bool) {
 			if !ok {
 				return nil, false
 			}
-			fields = append(fields, field{key: key, val: raw[v:next]})
+			fields = append(fields, field{key: key, val: raw[v:next], name: allowed[known]})
 			i = skipSpace(raw, next)
 			if i >= len(raw) {
 				return nil, false
@@ -173,7 +177,7 @@ func readFlatBody(raw []byte, allowed []string) (*requestBody, bool) {
 		canonical = append(canonical, f.val...)
 		// The value shares canonical's array, capped so that nothing
 		// appended to it could overwrite what follows.
-		b.fields[string(f.key)] = canonical[start:len(canonical):len(canonical)]
+		b.fields[f.name] = canonical[start:len(canonical):len(canonical)]
 	}
 	b.canonical = append(canonical, '}')
 	return b, true
@@ -212,6 +216,9 @@ func plainString(raw []byte, i int) (start, end int, ok bool) {
 // body is read as UTF-8 JSON and nothing else, so a type or charset that says
 // otherwise (problem+json, latin1) would make two readers disagree.
 func isJSONContentType(ct string) bool {
+	if ct == "application/json" {
+		return true // what clients send, as ParseMediaType would find, without its map
+	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return false

@@ -29,7 +29,7 @@ type config struct {
 	// DESIGN §6: who may call, and how often.
 	AuthMode       string        `envconfig:"AUTH_MODE" default:"jwt" desc:"jwt (a bearer JWT checked against a JWKS on every request) or none (every request is the admin anonymous: a demo or a trusted network only)"`
 	AuthJWKSURL    string        `envconfig:"AUTH_JWKS_URL" desc:"URL of the identity provider's JWKS: fetched at start, refreshed every 10m and on an unknown kid (at most every 30s); jwt mode needs it or AUTH_JWKS_FILE"`
-	AuthJWKSFile   string        `envconfig:"AUTH_JWKS_FILE" desc:"JWKS file, read again when it changes; jwt mode needs it or AUTH_JWKS_URL"`
+	AuthJWKSFile   string        `envconfig:"AUTH_JWKS_FILE" desc:"JWKS file, read again when it changes (checked at most once a second, and at once for an unknown kid); jwt mode needs it or AUTH_JWKS_URL"`
 	AuthIssuer     string        `envconfig:"AUTH_ISSUER" desc:"the iss every token must carry (needed in jwt mode)"`
 	AuthAudience   string        `envconfig:"AUTH_AUDIENCE" desc:"the aud every token must carry or contain (needed in jwt mode)"`
 	AuthClockSkew  time.Duration `envconfig:"AUTH_CLOCK_SKEW" default:"30s" desc:"clock skew allowed on a token's exp, nbf and iat"`
@@ -71,6 +71,10 @@ func (c config) verifierConfig() auth.VerifierConfig {
 		Issuer:   c.AuthIssuer,
 		Audience: c.AuthAudience,
 		Leeway:   c.AuthClockSkew,
+		// A stat per request is the busiest part of a cached token's
+		// check; a new kid is still looked for at once, so only a
+		// withdrawn key outlives its removal, by at most this.
+		JWKSFileCheckEvery: time.Second,
 	}
 }
 

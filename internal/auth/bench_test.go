@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/auth/authtest"
@@ -43,6 +44,21 @@ func BenchmarkAuthenticate(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkAuthenticateFileCheckEvery is the cached case over a JWKS file
+// checked at most once a second, as cmd/api runs it: no stat per request.
+func BenchmarkAuthenticateFileCheckEvery(b *testing.B) {
+	iss := authtest.New(b)
+	tok := iss.Sign(authtest.Token{})
+	v := newVerifier(b, iss, func(c *auth.VerifierConfig) { c.JWKSFileCheckEvery = time.Second })
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Authenticate(ctx, tok); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -26,10 +26,16 @@ type VerifierConfig struct {
 	// unknown kid, at most every UnknownKIDEvery.
 	JWKSURL string
 	// JWKSFile is a JWKS JSON file, read again whenever its modification time
-	// or size changes (checked on each use: one stat, no watcher to manage).
+	// or size changes (one stat, no watcher to manage).
 	JWKSFile string
-	Issuer   string
-	Audience string
+	// JWKSFileCheckEvery bounds how often JWKSFile is checked for a change:
+	// 0 checks on every use; a positive interval at most once per interval,
+	// sparing the busy request path a stat each, but a token naming a kid
+	// not in the keys last read checks at once (a new key works as soon
+	// as it is published; a withdrawn one is refused within the interval).
+	JWKSFileCheckEvery time.Duration
+	Issuer             string
+	Audience           string
 	// Leeway is the clock skew allowed on exp, nbf and iat (AUTH_CLOCK_SKEW).
 	Leeway time.Duration
 
@@ -126,7 +132,7 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		keys, err = newURLKeys(ctx, cfg)
 	} else {
 		source = "AUTH_JWKS_FILE"
-		keys, err = newFileKeys(cfg.JWKSFile, cfg.OnRefreshError)
+		keys, err = newFileKeys(cfg.JWKSFile, cfg.OnRefreshError, cfg.JWKSFileCheckEvery)
 	}
 	if err != nil {
 		return nil, err
@@ -175,7 +181,7 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 	}
 	var key [sha256.Size]byte
 	if v.cache != nil {
-		key = sha256.Sum256([]byte(token))
+		key = tokenKey(token)
 		// A hit skips the signature check, but not the key set: a token
 		// whose key has been withdrawn from the JWKS is verified again (and
 		// refused).
@@ -201,6 +207,18 @@ func (v *Verifier) Authenticate(ctx context.Context, token string) (Principal, e
 		v.cache.put(key, cacheEntry{p: p, exp: c.ExpiresAt.Time, kid: kid}, v.now())
 	}
 	return p, nil
+}
+
+// tokenKey is the cache's key for token, its SHA-256. []byte(token) would
+// be a heap copy of the whole token on every request (the compiler keeps
+// only short conversions on the stack); a token that fits is hashed from a
+// stack buffer instead.
+func tokenKey(token string) [sha256.Size]byte {
+	var buf [2048]byte
+	if len(token) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], token)])
+	}
+	return sha256.Sum256([]byte(token))
 }
 
 // allowedAlg maps each accepted JWS algorithm to the key type it needs.

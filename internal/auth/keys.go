@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -108,19 +110,29 @@ func (u *urlKeys) current(kid string) bool {
 type fileKeys struct {
 	path  string
 	onErr func(error)
+	// every is VerifierConfig.JWKSFileCheckEvery: at most one stat per
+	// interval, the last one at checked (nanoseconds since start, on the
+	// monotonic clock). 0 stats on every use.
+	every   time.Duration
+	start   time.Time
+	checked atomic.Int64
 
 	mu   sync.RWMutex
 	mod  time.Time // of the version in set
 	size int64
 	set  []jwkset.JWK
+	// kids are set's key ids, index for index: JWK.Marshal builds a whole
+	// JWKMarshal (allocating) just to read one, and every request looks one
+	// up (current, for a cached token).
+	kids []string
 	// The version that failed to parse, so that a broken file is read and
 	// reported once, not on every request.
 	badMod  time.Time
 	badSize int64
 }
 
-func newFileKeys(path string, onErr func(error)) (*fileKeys, error) {
-	f := &fileKeys{path: path, onErr: onErr}
+func newFileKeys(path string, onErr func(error), every time.Duration) (*fileKeys, error) {
+	f := &fileKeys{path: path, onErr: onErr, every: every, start: time.Now()}
 	if err := f.reload(); err != nil {
 		return nil, fmt.Errorf("AUTH_JWKS_FILE: %w", err)
 	}
@@ -144,8 +156,12 @@ func (f *fileKeys) reload() error {
 	if err == nil {
 		var set []jwkset.JWK
 		if set, err = parseJWKS(data); err == nil {
+			kids := make([]string, len(set))
+			for i, j := range set {
+				kids[i] = j.Marshal().KID
+			}
 			f.mu.Lock()
-			f.mod, f.size, f.set = mod, size, set
+			f.mod, f.size, f.set, f.kids = mod, size, set, kids
 			f.mu.Unlock()
 			return nil
 		}
@@ -156,31 +172,68 @@ func (f *fileKeys) reload() error {
 	return fmt.Errorf("%s: %w", f.path, err)
 }
 
-func (f *fileKeys) keys() []jwkset.JWK {
-	if err := f.reload(); err != nil && f.onErr != nil {
-		f.onErr(err) // the last good set stands
+// keys returns the current set and its key ids (see fileKeys.kids),
+// checking the file first when force is set or a check is due.
+func (f *fileKeys) keys(force bool) ([]jwkset.JWK, []string) {
+	if force && f.every > 0 {
+		f.checked.Store(int64(time.Since(f.start))) // a check like any other
+	}
+	if force || f.due() {
+		if err := f.reload(); err != nil && f.onErr != nil {
+			f.onErr(err) // the last good set stands
+		}
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.set
+	return f.set, f.kids
+}
+
+// due reports whether this use should check the file: always without an
+// interval, else for the one caller that claims an elapsed interval (the
+// others go on with the set they have).
+func (f *fileKeys) due() bool {
+	if f.every <= 0 {
+		return true
+	}
+	now := int64(time.Since(f.start))
+	last := f.checked.Load()
+	return now-last >= int64(f.every) && f.checked.CompareAndSwap(last, now)
+}
+
+// find returns the set and the index of kid in it (-1: not there). A kid
+// not in the set last read makes the file be checked at once, whatever the
+// interval, so that a newly published key is never refused for want of a
+// check; only a withdrawal waits for the next one.
+func (f *fileKeys) find(kid string) ([]jwkset.JWK, int) {
+	set, kids := f.keys(false)
+	i := slices.Index(kids, kid)
+	if i < 0 && f.every > 0 {
+		set, kids = f.keys(true)
+		i = slices.Index(kids, kid)
+	}
+	return set, i
 }
 
 func (f *fileKeys) lookup(_ context.Context, kid string) ([]jwkset.JWK, error) {
-	set := f.keys()
 	if kid == "" {
+		set, _ := f.keys(false)
 		return set, nil
 	}
-	for _, j := range set {
-		if j.Marshal().KID == kid {
-			return []jwkset.JWK{j}, nil
-		}
+	if set, i := f.find(kid); i >= 0 {
+		return []jwkset.JWK{set[i]}, nil
 	}
 	return nil, jwkset.ErrKeyNotFound
 }
 
+// current is lookup's success without building its answer: no kid is
+// always current, as lookup then answers the whole set.
 func (f *fileKeys) current(kid string) bool {
-	_, err := f.lookup(context.Background(), kid)
-	return err == nil
+	if kid == "" {
+		f.keys(false)
+		return true
+	}
+	_, i := f.find(kid)
+	return i >= 0
 }
 
 // parseJWKS reads a JWK Set; keys of a kind jwkset does not support are

@@ -47,6 +47,9 @@ type DailySummaries struct {
 // a ';' separator). r.URL.Query() would silently drop such a pair, and a
 // dropped owner_id filter would list every account.
 func checkQuery(r *http.Request) error {
+	if r.URL.RawQuery == "" {
+		return nil // the usual case, without building an empty map to say so
+	}
 	if _, err := url.ParseQuery(r.URL.RawQuery); err == nil {
 		return nil
 	}
@@ -68,6 +71,9 @@ func checkQuery(r *http.Request) error {
 // param returns the query parameter name. A parameter given more than once is
 // invalid: which of the values was meant cannot be known.
 func param(r *http.Request, name string) (value string, present bool, err error) {
+	if r.URL.RawQuery == "" {
+		return "", false, nil // parsing "" would only build an empty map
+	}
 	values, present := r.URL.Query()[name]
 	switch {
 	case !present:
@@ -177,7 +183,12 @@ func (h *handler) getAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", etag(a.Version))
-	writeJSON(w, http.StatusOK, a)
+	body, err := marshalAccount(a)
+	if err != nil {
+		http.Error(w, "encoding failed", http.StatusInternalServerError) // as writeJSON
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, body)
 }
 
 // asOfParam reads ?as_of=, an RFC 3339 instant.

@@ -34,16 +34,24 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 // accountColumns are read in the order scanAccount scans them.
 var accountColumns = readmodel.AccountBalances.ColumnList()
 
+// getAccountSQL is GetAccount's statement, built once rather than per call.
+var getAccountSQL = `SELECT ` + accountColumns + ` FROM account_balances WHERE account_id = $1`
+
+// scanAccount reads the id into a pgtype.UUID: a uuid.UUID is a
+// sql.Scanner, which pgx feeds through the uuid's text form (format it,
+// parse it back) on every row.
 func scanAccount(row pgx.Row) (Account, error) {
 	var (
 		a        Account
+		id       pgtype.UUID
 		code     string
 		balance  int64
 		closedAt *time.Time
 	)
-	if err := row.Scan(&a.ID, &a.OwnerID, &code, &balance, &a.Status, &a.Version, &a.OpenedAt, &a.UpdatedAt, &closedAt); err != nil {
+	if err := row.Scan(&id, &a.OwnerID, &code, &balance, &a.Status, &a.Version, &a.OpenedAt, &a.UpdatedAt, &closedAt); err != nil {
 		return Account{}, err
 	}
+	a.ID = id.Bytes // NULL, which the column never is, stays the zero UUID as before
 	cur, err := currency(code)
 	if err != nil {
 		return Account{}, err
@@ -62,7 +70,9 @@ func scanAccount(row pgx.Row) (Account, error) {
 // domain.ErrAccountNotFound when the projection has no such account.
 func (s *Store) GetAccount(ctx context.Context, id uuid.UUID) (_ Account, err error) {
 	defer dberr.Mark(&err)
-	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountColumns+` FROM account_balances WHERE account_id = $1`, id))
+	// The id goes as a pgtype.UUID for the same reason scanAccount reads
+	// one: a uuid.UUID is a driver.Valuer, sent as text that pgx parses.
+	a, err := scanAccount(s.pool.QueryRow(ctx, getAccountSQL, pgtype.UUID{Bytes: id, Valid: true}))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, domain.ErrAccountNotFound
 	}

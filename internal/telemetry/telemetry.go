@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -52,6 +53,21 @@ func Handler(reg *prometheus.Registry) http.Handler {
 type HTTPMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// series caches each label set's counter and histogram: WithLabelValues
+	// hashes the labels and takes the vector's lock on every call, and each
+	// request would otherwise pay that twice. Routes are patterns, methods
+	// and statuses bounded sets, so the cache is small and never evicts.
+	series sync.Map // httpLabels -> httpSeries
+}
+
+type httpLabels struct {
+	route, method string
+	status        int
+}
+
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewHTTPMetrics registers the HTTP series on reg.
@@ -71,8 +87,17 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 
 // RequestFinished implements httpapi.HTTPObserver.
 func (m *HTTPMetrics) RequestFinished(route, method string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+	key := httpLabels{route: route, method: method, status: status}
+	v, ok := m.series.Load(key)
+	if !ok {
+		v, _ = m.series.LoadOrStore(key, httpSeries{
+			requests: m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route, method),
+		})
+	}
+	s := v.(httpSeries)
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
 }
 
 // CommandMetrics counts the write side's outcomes.

@@ -179,7 +179,8 @@ func readFlatBody(raw []byte, allowed []string) (*requestBody, bool) {
 		// appended to it could overwrite what follows.
 		b.fields[f.name] = canonical[start:len(canonical):len(canonical)]
 	}
-	b.canonical = append(canonical, '}')
+	canonical = append(canonical, '}')
+	b.canonical = canonical
 	return b, true
 }
 

@@ -103,3 +103,27 @@ func FormatTotal(t Total, c Currency) string {
 	}
 	return s
 }
+
+// FormatMinorDecimal prints a signed whole number of minor units given as a
+// decimal string of any size (a PostgreSQL numeric sum as text, "-12550") in
+// c with all of c's minor digits, as FormatAmount prints an int64 ("-125.50").
+// Errors: ErrInvalid for anything but an optional minus and digits.
+func FormatMinorDecimal(s string, c Currency) (string, error) {
+	digits, neg := strings.CutPrefix(s, "-")
+	if !allDigits(digits) {
+		return "", fmt.Errorf("%w: %q is not a whole number of minor units", ErrInvalid, s)
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if n := c.digits; n > 0 {
+		if len(digits) <= n {
+			digits = strings.Repeat("0", n-len(digits)+1) + digits
+		}
+		digits = digits[:len(digits)-n] + "." + digits[len(digits)-n:]
+	} else if digits == "" {
+		digits = "0"
+	}
+	if neg && strings.Trim(digits, "0.") != "" {
+		digits = "-" + digits
+	}
+	return digits, nil
+}

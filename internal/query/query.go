@@ -353,11 +353,11 @@ ORDER BY 1`)
 		if err != nil {
 			return Summary{}, err
 		}
-		formatted, err := formatMinorDecimal(balance, cur)
+		formatted, err := domain.FormatMinorDecimal(balance, cur)
 		if err != nil {
 			return Summary{}, fmt.Errorf("summary of %s: %w", code, err)
 		}
-		flight, err := formatMinorDecimal(inFlight, cur)
+		flight, err := domain.FormatMinorDecimal(inFlight, cur)
 		if err != nil {
 			return Summary{}, fmt.Errorf("summary of %s: in flight: %w", code, err)
 		}

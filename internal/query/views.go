@@ -2,7 +2,6 @@ package query
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -118,29 +117,6 @@ type CurrencyTotal struct {
 type Page[T any] struct {
 	Items []T
 	More  bool
-}
-
-// formatMinorDecimal prints an integer number of minor units given as a
-// decimal string (a PostgreSQL numeric sum, which may exceed int64) with all
-// of c's minor digits, as domain.FormatAmount does for an int64.
-func formatMinorDecimal(s string, c domain.Currency) (string, error) {
-	digits, neg := strings.CutPrefix(s, "-")
-	if digits == "" || strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return "", fmt.Errorf("%q is not an integer number of minor units", s)
-	}
-	digits = strings.TrimLeft(digits, "0")
-	if n := c.Digits(); n > 0 {
-		if len(digits) <= n {
-			digits = strings.Repeat("0", n-len(digits)+1) + digits
-		}
-		digits = digits[:len(digits)-n] + "." + digits[len(digits)-n:]
-	} else if digits == "" {
-		digits = "0"
-	}
-	if neg && strings.Trim(digits, "0.") != "" {
-		digits = "-" + digits
-	}
-	return digits, nil
 }
 
 // currency parses a stored currency code. A code that does not parse means

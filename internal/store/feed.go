@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -153,8 +152,8 @@ func (s *EventStore) SummaryAsOf(ctx context.Context, asOf time.Time) (_ eventlo
 			return eventlog.SystemSummary{}, fmt.Errorf("summary as of: stored currency %q: %w", code, err)
 		}
 		ct := eventlog.SystemCurrencyTotal{Currency: code}
-		if ct.Total, err = formatMinor(balance, cur); err == nil {
-			ct.InFlight, err = formatMinor(inFlight, cur)
+		if ct.Total, err = domain.FormatMinorDecimal(balance, cur); err == nil {
+			ct.InFlight, err = domain.FormatMinorDecimal(inFlight, cur)
 		}
 		if err != nil {
 			return eventlog.SystemSummary{}, fmt.Errorf("summary as of, %s: %w", code, err)
@@ -196,27 +195,4 @@ ORDER BY global_position LIMIT 1`, asOf, scale).Scan(&pos, &id, &version, &amoun
 	}
 	return &eventlog.UpcastError{GlobalPosition: pos, StreamID: id, Version: version,
 		Err: fmt.Errorf("amount %s has more digits than %s's minor units", amount, s.uc.DefaultCurrency.Code())}
-}
-
-// formatMinor prints an integer number of minor units (numeric text, any
-// size) as a decimal amount with the currency's digits: "-12550" in USD is
-// "-125.50".
-func formatMinor(s string, c domain.Currency) (string, error) {
-	digits, neg := strings.CutPrefix(s, "-")
-	if digits == "" || strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-		return "", fmt.Errorf("%q is not an integer number of minor units", s)
-	}
-	digits = strings.TrimLeft(digits, "0")
-	if n := c.Digits(); n > 0 {
-		if len(digits) <= n {
-			digits = strings.Repeat("0", n-len(digits)+1) + digits
-		}
-		digits = digits[:len(digits)-n] + "." + digits[len(digits)-n:]
-	} else if digits == "" {
-		digits = "0"
-	}
-	if neg && strings.Trim(digits, "0.") != "" {
-		digits = "-" + digits
-	}
-	return digits, nil
 }

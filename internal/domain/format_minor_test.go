@@ -1,4 +1,4 @@
-package query
+package domain_test
 
 import (
 	"strconv"
@@ -13,7 +13,7 @@ func TestFormatMinorDecimal(t *testing.T) {
 	// Within int64 it prints what domain.FormatAmount prints.
 	for _, c := range curs {
 		for _, n := range []int64{0, 1, 9, 10, 99, 100, 101, 1234, 12345, 100000, domain.MaxMinor, 9_223_372_036_854_775_807, -1, -12345} {
-			got, err := formatMinorDecimal(strconv.FormatInt(n, 10), c)
+			got, err := domain.FormatMinorDecimal(strconv.FormatInt(n, 10), c)
 			if want := domain.FormatAmount(n, c); err != nil || got != want {
 				t.Errorf("%s %d: got %q, %v; want %q", c, n, got, err, want)
 			}
@@ -29,13 +29,13 @@ func TestFormatMinorDecimal(t *testing.T) {
 		{"-0", "USD", "0.00"},
 	}
 	for _, tt := range tests {
-		got, err := formatMinorDecimal(tt.in, domain.MustCurrency(tt.cur))
+		got, err := domain.FormatMinorDecimal(tt.in, domain.MustCurrency(tt.cur))
 		if err != nil || got != tt.want {
 			t.Errorf("%s %s: got %q, %v; want %q", tt.in, tt.cur, got, err, tt.want)
 		}
 	}
 	for _, bad := range []string{"", "-", "1.5", "1e3", "abc", " 1"} {
-		if got, err := formatMinorDecimal(bad, domain.MustCurrency("USD")); err == nil {
+		if got, err := domain.FormatMinorDecimal(bad, domain.MustCurrency("USD")); err == nil {
 			t.Errorf("%q: got %q, want an error", bad, got)
 		}
 	}

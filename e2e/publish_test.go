@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,50 +12,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/evbank/bank/internal/natsserver"
+	"github.com/evbank/bank/internal/natsserver/natstest"
 	"github.com/evbank/bank/internal/pgtest"
 )
-
-// testBroker is an embedded JetStream server the test can stop and start
-// again on the same port and store, as a broker outage would.
-type testBroker struct {
-	t    *testing.T
-	dir  string
-	port int
-	s    *server.Server
-}
-
-func startTestBroker(t *testing.T) *testBroker {
-	t.Helper()
-	b := &testBroker{t: t, dir: t.TempDir(), port: -1}
-	b.start()
-	b.port = b.s.Addr().(*net.TCPAddr).Port
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *testBroker) start() {
-	b.t.Helper()
-	s, err := natsserver.Start(b.dir, "127.0.0.1", b.port)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	b.s = s
-}
-
-func (b *testBroker) stop() {
-	if b.s != nil {
-		b.s.Shutdown()
-		b.s.WaitForShutdown()
-		b.s = nil
-	}
-}
-
-func (b *testBroker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.port) }
 
 // TestPublisherExactlyOnce runs the real binaries against a real broker:
 // the projector is SIGKILLed at random moments while it publishes under
@@ -66,10 +27,10 @@ func (b *testBroker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.
 // stored event exactly once, each account's events in version order.
 func TestPublisherExactlyOnce(t *testing.T) {
 	t.Parallel()
-	b := startTestBroker(t)
+	b := natstest.Start(t)
 	// Small publisher batches would need a setting; small projector batches
 	// make the kills land inside batches, as in TestProjectorCrashSafety.
-	s := newStack(t, false, "PROJECTOR_BATCH_SIZE=7", "NATS_URL="+b.url())
+	s := newStack(t, false, "PROJECTOR_BATCH_SIZE=7", "NATS_URL="+b.URL())
 	api := s.startAPI(t)
 	c := newClient(t, api.url, api.token)
 	accounts := loadAccounts(t, c, 6)
@@ -91,7 +52,7 @@ func TestPublisherExactlyOnce(t *testing.T) {
 	waitPublishing(t, proj)
 
 	// The broker goes away for a while; the load goes on.
-	b.stop()
+	b.Stop()
 	outage := time.Now()
 	before := l.ok.Load()
 	l.waitFor(t, 20)
@@ -114,7 +75,7 @@ func TestPublisherExactlyOnce(t *testing.T) {
 	if lag2 <= lag1 || lag2 < 2 {
 		t.Errorf("publisher lag %.3fs then %.3fs after %s without a broker, want it rising", lag1, lag2, time.Since(outage).Round(time.Millisecond))
 	}
-	b.start()
+	b.Restart()
 	l.stop(t)
 
 	events := pgtest.NewPool(t, s.eventsURL)
@@ -122,7 +83,7 @@ func TestPublisherExactlyOnce(t *testing.T) {
 	if err := events.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&total); err != nil {
 		t.Fatal(err)
 	}
-	js := connectJS(t, b.url())
+	js := connectJS(t, b.URL())
 	eventually(t, 60*time.Second, func() (bool, string) {
 		st, err := js.Stream(context.Background(), "BANK_EVENTS")
 		if err != nil {

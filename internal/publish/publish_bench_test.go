@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/evbank/bank/internal/natsserver/natstest"
 	"github.com/evbank/bank/internal/pgtest"
 	"github.com/evbank/bank/internal/projection"
 	"github.com/evbank/bank/internal/publish"
@@ -61,8 +62,8 @@ func BenchmarkPublishBacklog(b *testing.B) {
 	pool := pgtest.NewPool(b, pgtest.NewDatabase(b))
 	insertBacklog(b, pool, total/perAccount, perAccount)
 	total = total / perAccount * perAccount
-	br := startBroker(b)
-	js := br.js(b)
+	br := natstest.Start(b)
+	js := consumerJS(b, br)
 	b.ResetTimer()
 	for range b.N {
 		// The projector's own catch-up over the same events.
@@ -77,7 +78,7 @@ func BenchmarkPublishBacklog(b *testing.B) {
 		projRate := float64(total) / time.Since(start).Seconds()
 
 		m, _ := projection.NewMetrics(nil)
-		p, err := publish.New(store.NewTailer(pool, uc), pool, publish.Options{URL: br.url(), Metrics: m, Log: zerolog.Nop()})
+		p, err := publish.New(store.NewTailer(pool, uc), pool, publish.Options{URL: br.URL(), Metrics: m, Log: zerolog.Nop()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -113,10 +114,10 @@ func BenchmarkPublisherLag(b *testing.B) {
 	rate := envInt("BENCH_RATE", 2600)
 	secs := envInt("BENCH_SECONDS", 10)
 	pool := pgtest.NewPool(b, pgtest.NewDatabase(b))
-	br := startBroker(b)
-	js := br.js(b)
+	br := natstest.Start(b)
+	js := consumerJS(b, br)
 	m, _ := projection.NewMetrics(nil)
-	p, err := publish.New(store.NewTailer(pool, uc), pool, publish.Options{URL: br.url(), Metrics: m, Log: zerolog.Nop()})
+	p, err := publish.New(store.NewTailer(pool, uc), pool, publish.Options{URL: br.URL(), Metrics: m, Log: zerolog.Nop()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +19,7 @@ import (
 
 	"github.com/evbank/bank/internal/domain"
 	"github.com/evbank/bank/internal/eventlog"
-	"github.com/evbank/bank/internal/natsserver"
+	"github.com/evbank/bank/internal/natsserver/natstest"
 	"github.com/evbank/bank/internal/pgtest"
 	"github.com/evbank/bank/internal/projection"
 	"github.com/evbank/bank/internal/publish"
@@ -29,47 +28,10 @@ import (
 
 var uc = domain.UpcastContext{DefaultCurrency: domain.FallbackCurrency}
 
-// broker is an embedded JetStream server that a test can stop and start
-// again on the same port and store.
-type broker struct {
-	t    testing.TB
-	dir  string
-	port int
-	s    *server.Server
-}
-
-func startBroker(t testing.TB) *broker {
+// consumerJS connects a consumer-side client to the broker.
+func consumerJS(t testing.TB, b *natstest.Broker) jetstream.JetStream {
 	t.Helper()
-	b := &broker{t: t, dir: t.TempDir(), port: -1}
-	b.start()
-	b.port = b.s.Addr().(*net.TCPAddr).Port
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *broker) start() {
-	b.t.Helper()
-	s, err := natsserver.Start(b.dir, "127.0.0.1", b.port)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	b.s = s
-}
-
-func (b *broker) stop() {
-	if b.s != nil {
-		b.s.Shutdown()
-		b.s.WaitForShutdown()
-		b.s = nil
-	}
-}
-
-func (b *broker) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", b.port) }
-
-// js connects a consumer-side client to the broker.
-func (b *broker) js(t testing.TB) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(b.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	nc, err := nats.Connect(b.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,14 +287,14 @@ func checkExactlyOnce(t *testing.T, pool *pgxpool.Pool, msgs []*jetstream.RawStr
 func TestPublishesEveryEventExactlyOnceInTheCurrentShape(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
-	b := startBroker(t)
+	b := natstest.Start(t)
 	legacy := uuid.New()
 	appendLegacy(t, pool, legacy)
 	load(t, pool, 20, 10)
 	// A small window and batch make the publisher go round its loops.
-	h := startPublisher(t, pool, b.url(), publish.Options{Window: 7, BatchSize: 50})
+	h := startPublisher(t, pool, b.URL(), publish.Options{Window: 7, BatchSize: 50})
 	load(t, pool, 20, 10) // while it publishes
-	js := b.js(t)
+	js := consumerJS(t, b)
 	waitStream(t, js, "BANK_EVENTS", 3+400, 30*time.Second)
 	msgs := streamMessages(t, js, "BANK_EVENTS")
 	checkExactlyOnce(t, pool, msgs)
@@ -399,10 +361,10 @@ func TestPublishesEveryEventExactlyOnceInTheCurrentShape(t *testing.T) {
 func TestFilteredConsumerGetsDepositsOnly(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
-	b := startBroker(t)
+	b := natstest.Start(t)
 	load(t, pool, 5, 9) // per account: 1 opened, 5 deposits, 3 withdrawals
-	startPublisher(t, pool, b.url(), publish.Options{})
-	js := b.js(t)
+	startPublisher(t, pool, b.URL(), publish.Options{})
+	js := consumerJS(t, b)
 	waitStream(t, js, "BANK_EVENTS", 45, 30*time.Second)
 	ctx := context.Background()
 	cons, err := js.OrderedConsumer(ctx, "BANK_EVENTS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"bank.account.*.MoneyDeposited"}})
@@ -436,15 +398,15 @@ func TestFilteredConsumerGetsDepositsOnly(t *testing.T) {
 func TestResumesAfterTheStreamNotTheCheckpoint(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
-	b := startBroker(t)
-	js := b.js(t)
+	b := natstest.Start(t)
+	js := consumerJS(t, b)
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
 		Name: "BANK_EVENTS", Subjects: []string{"bank.>"}, Storage: jetstream.FileStorage, Duplicates: 100 * time.Millisecond,
 	}); err != nil {
 		t.Fatal(err)
 	}
 	load(t, pool, 10, 5)
-	h := startPublisher(t, pool, b.url(), publish.Options{})
+	h := startPublisher(t, pool, b.URL(), publish.Options{})
 	waitStream(t, js, "BANK_EVENTS", 50, 30*time.Second)
 	h.stop()
 	if _, err := pool.Exec(context.Background(), `UPDATE projection_checkpoints SET transaction_id = '0', global_position = 0 WHERE projection = 'publisher'`); err != nil {
@@ -452,7 +414,7 @@ func TestResumesAfterTheStreamNotTheCheckpoint(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond) // past the duplicate window
 	load(t, pool, 10, 5)
-	startPublisher(t, pool, b.url(), publish.Options{})
+	startPublisher(t, pool, b.URL(), publish.Options{})
 	waitStream(t, js, "BANK_EVENTS", 100, 30*time.Second)
 	time.Sleep(200 * time.Millisecond) // a duplicate would land by now
 	checkExactlyOnce(t, pool, streamMessages(t, js, "BANK_EVENTS"))
@@ -464,7 +426,7 @@ func TestResumesAfterTheStreamNotTheCheckpoint(t *testing.T) {
 func TestBrokerOutage(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
-	b := startBroker(t)
+	b := natstest.Start(t)
 	load(t, pool, 5, 4)
 
 	// The projections, with the publisher riding on their lock as in the projector.
@@ -478,7 +440,7 @@ func TestBrokerOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := publish.New(store.NewTailer(pool, uc), pool, publish.Options{URL: b.url(), Metrics: m, Log: log, MaxBackoff: 300 * time.Millisecond, AckTimeout: time.Second})
+	p, err := publish.New(store.NewTailer(pool, uc), pool, publish.Options{URL: b.URL(), Metrics: m, Log: log, MaxBackoff: 300 * time.Millisecond, AckTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,10 +451,10 @@ func TestBrokerOutage(t *testing.T) {
 	go func() { defer wg.Done(); _ = p.Run(ctx, runner.Active) }()
 	t.Cleanup(func() { cancel(); wg.Wait() })
 
-	js := b.js(t)
+	js := consumerJS(t, b)
 	waitStream(t, js, "BANK_EVENTS", 20, 30*time.Second)
 
-	b.stop()
+	b.Stop()
 	// Load while the broker is down: the projections keep up.
 	stopLoad := make(chan struct{})
 	loadDone := make(chan struct{})
@@ -530,7 +492,7 @@ func TestBrokerOutage(t *testing.T) {
 		t.Errorf("balances projection lags %.3fs while the broker is down", pl)
 	}
 
-	b.start()
+	b.Restart()
 	var total int64
 	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM events`).Scan(&total); err != nil {
 		t.Fatal(err)
@@ -591,13 +553,13 @@ func series(reg *prometheus.Registry, metric, name string) float64 {
 func TestRefusesAStreamThatDoesNotCoverThePrefix(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.NewPool(t, pgtest.NewDatabase(t))
-	b := startBroker(t)
-	js := b.js(t)
+	b := natstest.Start(t)
+	js := consumerJS(t, b)
 	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "BANK_EVENTS", Subjects: []string{"other.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	load(t, pool, 2, 3)
-	h := startPublisher(t, pool, b.url(), publish.Options{})
+	h := startPublisher(t, pool, b.URL(), publish.Options{})
 	deadline := time.Now().Add(10 * time.Second)
 	for h.pub.State().Status != publish.StatusRefused {
 		if time.Now().After(deadline) {

@@ -21,7 +21,7 @@ func (s *EventStore) ReadStream(ctx context.Context, id uuid.UUID, afterVersion,
 	rows, err := s.pool.Query(ctx, `
 SELECT global_position, transaction_id::text::bigint, version, event_id, event_type, schema_version, data, metadata, recorded_at
 FROM events WHERE stream_id = $1 AND version > $2
-ORDER BY version LIMIT $3`, id, afterVersion, limit)
+ORDER BY version LIMIT $3`, pgUUID(id), afterVersion, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", id, err)
 	}
@@ -61,7 +61,7 @@ func (s *EventStore) StreamHead(ctx context.Context, id uuid.UUID) (owner string
 	)
 	err = s.pool.QueryRow(ctx, `
 SELECT global_position, event_type, schema_version, data, (SELECT max(version) FROM events WHERE stream_id = $1)
-FROM events WHERE stream_id = $1 AND version = 1`, id).Scan(&r.GlobalPosition, &r.EventType, &schemaVersion, &raw, &version)
+FROM events WHERE stream_id = $1 AND version = 1`, pgUUID(id)).Scan(&r.GlobalPosition, &r.EventType, &schemaVersion, &raw, &version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", 0, domain.ErrAccountNotFound
 	}

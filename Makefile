@@ -29,7 +29,7 @@ token: ## print a token for the api of make run (SUB=alice, SCOPE="bank:read ban
 	@$(GO) run ./tools/devtoken -sub "$(SUB)" -scope "$(SCOPE)"
 
 .PHONY: test
-test: test-deps ## run every test (race detector on) against a throwaway PostgreSQL
+test: test-deps node_modules/.package-lock.json ## run every test (race detector on) against a throwaway PostgreSQL
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # Debian packages some tests run: chromium (the /docs browser test in e2e)

@@ -16,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/evbank/bank/internal/testwait"
 )
 
 // chromiumPath is Debian's chromium, which `make test` and .ci/run install;
@@ -250,19 +252,12 @@ func TestDocsPageInBrowser(t *testing.T) {
 	if ran {
 		t.Error("an inline script ran: the page has no effective Content-Security-Policy")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Until(t, 10*time.Second, func() (bool, string) {
 		problems, _, _ := bl.snapshot()
 		probe := slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "e2e-probe") })
 		refused := slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "Content Security Policy") })
-		if probe && refused {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the browser's console error and CSP refusal did not reach the test (probe %v, CSP refusal %v): %q", probe, refused, problems)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return probe && refused, fmt.Sprintf("the browser's console error and CSP refusal have not reached the test (probe %v, CSP refusal %v): %q", probe, refused, problems)
+	})
 }
 
 // screenshot saves what shoot captures as name in the artifact directory.

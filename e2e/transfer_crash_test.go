@@ -101,7 +101,15 @@ func TestTransferCrashSafety(t *testing.T) {
 		apis = append(apis, api)
 		base.Store(api.url)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Let the last api take some load before the clients stop.
+	mu.Lock()
+	afterKills := len(acked)
+	mu.Unlock()
+	eventually(t, 30*time.Second, func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked) >= afterKills+20, fmt.Sprintf("%d transfers acknowledged by the last api, want 20", len(acked)-afterKills)
+	})
 	stop()
 	wg.Wait()
 	mu.Lock()

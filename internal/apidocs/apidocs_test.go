@@ -52,21 +52,22 @@ func TestVendoredVersion(t *testing.T) {
 }
 
 // TestVendoredFilesAreThePackages: each vendored file is the npm package's,
-// changed only by Prepare. It needs node_modules (make lint's `npm ci`, which
-// CI runs before the tests).
+// changed only by Prepare. It needs node_modules at package-lock.json's
+// versions: `make test` runs `npm ci` when they are missing or older than the
+// lock file; a bare `go test` without them fails saying so.
 func TestVendoredFilesAreThePackages(t *testing.T) {
 	t.Parallel()
 	dist := filepath.Join(root, "node_modules", apidocs.Package)
 	b, err := os.ReadFile(filepath.Join(dist, "package.json"))
 	if err != nil {
-		t.Skipf("%s is not installed (run npm ci): cannot compare the vendored files with it", apidocs.Package)
+		t.Fatalf("%s is not installed (run npm ci, or make test): cannot compare the vendored files with it: %v", apidocs.Package, err)
 	}
 	var pkg struct{ Version string }
 	if err := json.Unmarshal(b, &pkg); err != nil {
 		t.Fatal(err)
 	}
 	if pkg.Version != lockedVersion(t) {
-		t.Skipf("node_modules has %s %s, not package-lock.json's %s (run npm ci)", apidocs.Package, pkg.Version, lockedVersion(t))
+		t.Fatalf("node_modules has %s %s, not package-lock.json's %s (run npm ci, or make test)", apidocs.Package, pkg.Version, lockedVersion(t))
 	}
 	for _, name := range apidocs.Vendored {
 		src, err := os.ReadFile(filepath.Join(dist, name))

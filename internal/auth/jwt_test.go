@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/evbank/bank/internal/auth"
 	"github.com/evbank/bank/internal/auth/authtest"
+	"github.com/evbank/bank/internal/testwait"
 )
 
 func newVerifier(t testing.TB, iss *authtest.Issuer, mod func(*auth.VerifierConfig)) *auth.Verifier {
@@ -270,17 +272,10 @@ func TestBackgroundRefresh(t *testing.T) {
 	// Spend the one unknown-kid refresh.
 	_, _ = v.Authenticate(context.Background(), iss.Sign(authtest.Token{KID: "nope"}))
 	tok := iss.Sign(authtest.Token{Key: iss.AddKey("ES256")})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Until(t, 5*time.Second, func() (bool, string) {
 		_, err := v.Authenticate(context.Background(), tok)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the background refresh never picked up the new key: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil, fmt.Sprintf("the background refresh has not picked up the new key: %v", err)
+	})
 }
 
 func TestCacheExpiresWithTheToken(t *testing.T) {

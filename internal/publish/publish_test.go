@@ -24,6 +24,7 @@ import (
 	"github.com/evbank/bank/internal/projection"
 	"github.com/evbank/bank/internal/publish"
 	"github.com/evbank/bank/internal/store"
+	"github.com/evbank/bank/internal/testwait"
 )
 
 var uc = domain.UpcastContext{DefaultCurrency: domain.FallbackCurrency}
@@ -171,22 +172,17 @@ func startPublisher(t *testing.T, pool *pgxpool.Pool, url string, opts publish.O
 // waitStream waits until the stream holds n messages.
 func waitStream(t *testing.T, js jetstream.JetStream, name string, n uint64, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var last uint64
-	for time.Now().Before(deadline) {
+	testwait.Until(t, within, func() (bool, string) {
 		s, err := js.Stream(context.Background(), name)
-		if err == nil {
-			info, err := s.Info(context.Background())
-			if err == nil {
-				last = info.State.Msgs
-				if last >= n {
-					return
-				}
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("stream %s holds %d messages after %s, want %d", name, last, within, n)
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.State.Msgs >= n, fmt.Sprintf("stream %s holds %d messages, want %d", name, info.State.Msgs, n)
+	})
 }
 
 // streamMessages reads every message of the stream in sequence order.
@@ -338,21 +334,14 @@ func TestPublishesEveryEventExactlyOnceInTheCurrentShape(t *testing.T) {
 	}
 
 	// The checkpoint follows the acknowledgements, and the lag is zero once caught up.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Until(t, 5*time.Second, func() (bool, string) {
 		var pos int64
 		if err := pool.QueryRow(context.Background(), `SELECT global_position FROM projection_checkpoints WHERE projection = 'publisher'`).Scan(&pos); err != nil {
-			t.Fatal(err)
+			return false, err.Error()
 		}
 		lag := series(h.reg, "projector_lag_positions", publish.CheckpointName)
-		if pos > 0 && lag == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("publisher checkpoint at %d, lag %v positions", pos, lag)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return pos > 0 && lag == 0, fmt.Sprintf("publisher checkpoint at %d, lag %v positions", pos, lag)
+	})
 	if st := h.pub.State(); st.Status != publish.StatusPublishing || st.Published != 403 {
 		t.Errorf("state %+v, want publishing with 403 published", st)
 	}
@@ -510,22 +499,14 @@ func waitProjected(t *testing.T, pool *pgxpool.Pool, runner *projection.Runner, 
 		Scan(&last.TransactionID, &last.GlobalPosition); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(within)
-	for {
-		behind := ""
+	testwait.Until(t, within, func() (bool, string) {
 		for _, name := range projection.Names() {
 			if cp := runner.Checkpoints()[name]; cp.Less(last) {
-				behind = fmt.Sprintf("%s at %s, want %s", name, cp, last)
+				return false, fmt.Sprintf("while the broker is down, projection %s at %s, want %s", name, cp, last)
 			}
 		}
-		if behind == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("projections behind after %s while the broker is down: %s", within, behind)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true, ""
+	})
 }
 
 func lagSeconds(reg *prometheus.Registry, name string) float64 {
@@ -560,13 +541,10 @@ func TestRefusesAStreamThatDoesNotCoverThePrefix(t *testing.T) {
 	}
 	load(t, pool, 2, 3)
 	h := startPublisher(t, pool, b.URL(), publish.Options{})
-	deadline := time.Now().Add(10 * time.Second)
-	for h.pub.State().Status != publish.StatusRefused {
-		if time.Now().After(deadline) {
-			t.Fatalf("state %+v, want refused", h.pub.State())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, 10*time.Second, func() (bool, string) {
+		st := h.pub.State()
+		return st.Status == publish.StatusRefused, fmt.Sprintf("state %+v, want refused", st)
+	})
 	if d := h.pub.State().Detail; !strings.Contains(d, "other.>") || !strings.Contains(d, "bank.>") {
 		t.Errorf("refusal does not say why: %q", d)
 	}
@@ -591,11 +569,8 @@ func TestSaysWhenTheBrokerHasNoJetStream(t *testing.T) {
 		t.Fatal("nats server not ready")
 	}
 	h := startPublisher(t, pool, s.ClientURL(), publish.Options{})
-	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(h.pub.State().Detail, "no JetStream") {
-		if time.Now().After(deadline) {
-			t.Fatalf("state %+v, want it to say the broker has no JetStream", h.pub.State())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.Until(t, 15*time.Second, func() (bool, string) {
+		st := h.pub.State()
+		return strings.Contains(st.Detail, "no JetStream"), fmt.Sprintf("state %+v, want it to say the broker has no JetStream", st)
+	})
 }

@@ -162,12 +162,23 @@ func canonicalPath(r *http.Request) string {
 	return pattern
 }
 
-func accountID(r *http.Request) (uuid.UUID, error) {
-	id, err := uuid.Parse(chi.URLParam(r, "id"))
-	if err != nil || len(chi.URLParam(r, "id")) != 36 {
+// accountID is the account id in the path.
+func accountID(r *http.Request) (uuid.UUID, error) { return pathID(r) }
+
+// pathID reads the path's {id}: a UUID in its canonical 36-character form
+// (uuid.Parse alone also takes braces, a urn: prefix and no dashes).
+func pathID(r *http.Request) (uuid.UUID, error) {
+	id, ok := parseUUID(chi.URLParam(r, "id"))
+	if !ok {
 		return uuid.Nil, invalid("id", "must be a UUID such as 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10")
 	}
 	return id, nil
+}
+
+// parseUUID takes a UUID in its canonical 36-character form only.
+func parseUUID(s string) (uuid.UUID, bool) {
+	id, err := uuid.Parse(s)
+	return id, err == nil && len(s) == 36
 }
 
 func (h *handler) openAccount(w http.ResponseWriter, r *http.Request) {
@@ -183,14 +194,9 @@ func (h *handler) openAccount(w http.ResponseWriter, r *http.Request) {
 		Currency:       body.String("currency", false),
 		InitialDeposit: body.Optional("initial_deposit"),
 	}
-	if raw := body.Optional("id"); raw != "" {
-		id, perr := uuid.Parse(raw)
-		if perr != nil || len(raw) != 36 {
-			body.verr.Add("id", fmt.Errorf("%w: id must be a UUID", domain.ErrInvalid))
-		}
-		cmd.ID = id
-	} else {
-		cmd.ID = uuid.New()
+	cmd.ID = body.UUID("id", false)
+	if raw, sent := body.fields["id"]; !sent || string(raw) == "null" {
+		cmd.ID = uuid.New() // chosen by the server; a sent nil UUID stays and is refused
 	}
 	if raw, sent := body.fields["owner_id"]; (!sent || string(raw) == "null") && !p.IsAdmin() {
 		cmd.OwnerID = p.Subject

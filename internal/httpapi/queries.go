@@ -268,8 +268,8 @@ func accountFilter(r *http.Request) (query.AccountFilter, error) {
 	}
 	if cursor != "" {
 		raw, ok := strings.CutPrefix(cursor, "a:")
-		after, perr := uuid.Parse(raw)
-		if !ok || perr != nil || len(raw) != 36 {
+		after, valid := parseUUID(raw)
+		if !ok || !valid {
 			return f, invalid("cursor", "is not a cursor this API returned")
 		}
 		f.After = &after
@@ -361,12 +361,12 @@ func transferPage(r *http.Request) (limit int, after *query.TransferCursor, err 
 	bad := invalid("cursor", "is not a cursor this API returned")
 	rest, ok := strings.CutPrefix(cursor, "t:")
 	micros, rawID, ok2 := strings.Cut(rest, ":")
-	if !ok || !ok2 || len(rawID) != 36 {
+	id, valid := parseUUID(rawID)
+	if !ok || !ok2 || !valid {
 		return 0, nil, bad
 	}
 	us, perr := strconv.ParseInt(micros, 10, 64)
-	id, uerr := uuid.Parse(rawID)
-	if perr != nil || uerr != nil {
+	if perr != nil {
 		return 0, nil, bad
 	}
 	return limit, &query.TransferCursor{CreatedAt: time.UnixMicro(us).UTC(), ID: id}, nil

@@ -45,15 +45,15 @@ func TestQueryAccountTransfers(t *testing.T) {
 	a.project()
 
 	for _, limit := range []int{1, 2, 5, 50} {
-		var got []httpapi.TransferView
+		var got []query.Transfer
 		path := "/accounts/" + alice + "/transfers?limit=" + strconv.Itoa(limit)
 		for pages := 0; ; pages++ {
 			if pages > len(sent)+1 {
 				t.Fatal("pagination does not end")
 			}
 			var page struct {
-				Items      []httpapi.TransferView `json:"items"`
-				NextCursor *string                `json:"next_cursor"`
+				Items      []query.Transfer `json:"items"`
+				NextCursor *string          `json:"next_cursor"`
 			}
 			a.get(path, &page)
 			if len(page.Items) > limit {

@@ -4,32 +4,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/query"
 )
 
-// TransferView is a transfer as the API shows it (DESIGN §7): nothing of the
-// destination but its id.
-type TransferView struct {
-	ID            uuid.UUID  `json:"id"`
-	FromAccountID uuid.UUID  `json:"from_account_id"`
-	ToAccountID   uuid.UUID  `json:"to_account_id"`
-	Amount        string     `json:"amount"`
-	Currency      string     `json:"currency"`
-	Description   string     `json:"description"`
-	Status        string     `json:"status"`
-	Reason        *string    `json:"reason"`
-	CreatedAt     time.Time  `json:"created_at"`
-	CompletedAt   *time.Time `json:"completed_at"`
-}
-
-func transferView(t command.TransferSaga) TransferView {
-	v := TransferView{
+// transferView is the saga as the API shows a transfer: the same shape as
+// the read side's (query.Transfer), from the write side's row.
+func transferView(t command.TransferSaga) query.Transfer {
+	v := query.Transfer{
 		ID: t.ID, FromAccountID: t.From, ToAccountID: t.To, Currency: t.Currency, Description: t.Description,
 		Status: string(t.Status), CreatedAt: t.CreatedAt.UTC(),
 	}
@@ -92,10 +78,9 @@ func (h *handler) createTransfer(w http.ResponseWriter, r *http.Request) {
 // so it reads its own write: the owners of both accounts and admins see it;
 // for anyone else it does not exist.
 func (h *handler) getTransfer(w http.ResponseWriter, r *http.Request) {
-	raw := chi.URLParam(r, "id")
-	id, err := uuid.Parse(raw)
-	if err != nil || len(raw) != 36 {
-		writeProblem(w, r, invalid("id", "must be a UUID such as 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10"))
+	id, err := pathID(r)
+	if err != nil {
+		writeProblem(w, r, err)
 		return
 	}
 	t, err := h.commands.TransferByID(r.Context(), id)
@@ -112,17 +97,16 @@ func (h *handler) getTransfer(w http.ResponseWriter, r *http.Request) {
 // UUID returns field name as a UUID in its canonical 36-character form;
 // absent or null give uuid.Nil (missing, when required).
 func (b *requestBody) UUID(name string, required bool) uuid.UUID {
-	s := b.String(name, required)
-	if s == "" {
-		if _, present := b.fields[name]; present && string(b.fields[name]) != "null" && !b.verr.Has(name) {
-			b.verr.Add(name, fmt.Errorf("%w: %s must be a UUID", domain.ErrInvalid, name))
+	raw := b.Optional(name)
+	if raw == "" {
+		if _, sent := b.fields[name]; required && !sent {
+			b.verr.Add(name, fmt.Errorf("%w: %s is required", domain.ErrInvalid, name))
 		}
 		return uuid.Nil
 	}
-	id, err := uuid.Parse(s)
-	if err != nil || len(s) != 36 {
+	id, ok := parseUUID(raw)
+	if !ok {
 		b.verr.Add(name, fmt.Errorf("%w: %s must be a UUID such as 9b2f6c1e-4a43-4c59-9a8e-2f1f0c3b7d10", domain.ErrInvalid, name))
-		return uuid.Nil
 	}
 	return id
 }

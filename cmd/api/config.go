@@ -20,6 +20,7 @@ type config struct {
 	DBMaxConns     int32         `envconfig:"DB_MAX_CONNS" default:"20" desc:"event store connection pool size"`
 	CommandRetries int           `envconfig:"COMMAND_MAX_ATTEMPTS" default:"20" desc:"attempts of a command whose append loses a race before 409 concurrency_conflict"`
 	CommandCache   int           `envconfig:"COMMAND_CACHE_SIZE" default:"100000" desc:"account states kept in memory to spare a load per command (0: none; keep it on when one api writes each account)"`
+	CommandGroup   int           `envconfig:"COMMAND_GROUP_MAX" default:"64" desc:"most commands queued on one account that are decided together and appended in one statement (1: each alone)"`
 	IdempotencyTTL time.Duration `envconfig:"IDEMPOTENCY_KEY_TTL" default:"48h" desc:"how long Idempotency-Key responses are kept (at least 24h)"`
 	ReadTimeout    time.Duration `envconfig:"HTTP_READ_TIMEOUT" default:"15s" desc:"time to read a whole request"`
 	WriteTimeout   time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"30s" desc:"time to write a response"`

@@ -145,7 +145,7 @@ func serve(ctx context.Context, cfg config, log zerolog.Logger, ready chan<- str
 	}
 	events := store.NewEventStore(pool, store.Options{DefaultCurrency: cur, SnapshotEvery: cfg.SnapshotEvery, Log: log})
 	commands := command.NewService(events, command.Config{
-		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, CacheSize: cfg.CommandCache, Observer: telemetry.NewCommandMetrics(reg),
+		DefaultCurrency: cur, MaxAttempts: cfg.CommandRetries, CacheSize: cfg.CommandCache, MaxGroup: cfg.CommandGroup, Observer: telemetry.NewCommandMetrics(reg),
 	})
 	router := httpapi.NewRouter(httpapi.Deps{
 		Commands:       commands,

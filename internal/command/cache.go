@@ -21,7 +21,7 @@ import (
 // the service never trusts: a rejection, a failed If-Match or an append whose
 // fate is unknown sends it back to the store.
 //
-// Callers hold the stream's lock (streamLocks), so one stream's entry is never
+// Callers lead the stream's queue (streamQueues), so one stream's entry is never
 // read and written at once.
 type aggregates struct {
 	perShard int

@@ -80,6 +80,26 @@ type Append struct {
 	Answer      Answer // nil: nothing to keep
 }
 
+// GroupAppend is the decisions of several commands on one account, appended
+// together: the aggregate's uncommitted events, after ExpectedVersion, are
+// the decisions' events in order, each with its command's metadata, and each
+// decision's answer is kept under its key, all in one statement.
+type GroupAppend struct {
+	Account         *domain.Account
+	ExpectedVersion int
+	Decisions       []Decision
+}
+
+// Decision is one command's share of a GroupAppend: its next Events
+// uncommitted events, and the answer to keep, if any.
+type Decision struct {
+	Events      int
+	Metadata    Metadata
+	Idempotency *IdempotencyScope
+	Fingerprint []byte
+	Answer      Answer // nil: nothing to keep
+}
+
 // EventStore is what the use cases need from the event store.
 type EventStore interface {
 	// Load folds the stream of id (latest snapshot plus tail). A stream that does
@@ -89,8 +109,14 @@ type EventStore interface {
 	// It must take no transaction id before the stream was read (DESIGN §4),
 	// which holds since Load ran before it.
 	Append(ctx context.Context, a Append) error
+	// AppendGroup stores several commands' decisions in one statement: all
+	// or nothing. Errors: as Append.
+	AppendGroup(ctx context.Context, g GroupAppend) error
 	// LookupAnswer returns the record kept under scope, or nil.
 	LookupAnswer(ctx context.Context, scope IdempotencyScope) (*KeptAnswer, error)
+	// LookupAnswers returns the records kept under scopes, in their order
+	// (nil where none is), in one round trip.
+	LookupAnswers(ctx context.Context, scopes []IdempotencyScope) ([]*KeptAnswer, error)
 
 	// BeginTransfer appends step 1 of a transfer (the source's TransferSent)
 	// and records the saga as pending, in one statement, and returns when the

@@ -37,7 +37,7 @@ func (c *counting) CommandFinished(_, outcome string, _ time.Duration) {
 }
 func (c *counting) ConflictRetried(string)   { c.retries.Add(1) }
 func (c *counting) IdempotentReplay(string)  { c.replays.Add(1) }
-func (c *counting) EventsAppended(int)       {}
+func (c *counting) Appended(int, int)        {}
 func (c *counting) TransferRecovered(string) {}
 
 // newServices returns two services over one real database: like two api

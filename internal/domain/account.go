@@ -206,6 +206,14 @@ func (a *Account) Uncommitted() []Event { return a.pending }
 // MarkCommitted forgets the uncommitted events once they are stored.
 func (a *Account) MarkCommitted() { a.pending = nil }
 
+// Copy returns the account as it now stands, without its uncommitted events:
+// the state one of several commands decided on one aggregate left it in.
+func (a *Account) Copy() *Account {
+	c := *a
+	c.pending = nil
+	return &c
+}
+
 // ID returns the account id.
 func (a *Account) ID() uuid.UUID { return a.id }
 

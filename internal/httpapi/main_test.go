@@ -98,7 +98,7 @@ func newTestAPI(t *testing.T, opts ...func(*httpapi.Deps)) *testAPI {
 }
 
 // sibling is a second API process over the same database: its own command
-// service (and so its own per-stream locks), router and server.
+// service (and so its own per-stream queues), router and server.
 func (a *testAPI) sibling(opts ...func(*httpapi.Deps)) *testAPI {
 	a.t.Helper()
 	b := &testAPI{t: a.t, dbURL: a.dbURL, pool: a.pool, read: a.read, events: a.events, iss: a.iss, token: a.token}

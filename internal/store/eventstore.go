@@ -273,6 +273,71 @@ func (s *EventStore) Append(ctx context.Context, ap command.Append) (err error) 
 	return nil
 }
 
+// appendGroupSQL inserts the events of several commands, each row with its
+// command's metadata, and their kept answers, in one statement. Arrays keep
+// it one statement shape whatever the group's size (a multi-row VALUES per
+// size would fill every connection's statement cache). ORDER BY: the
+// identity values, taken after the sort, follow the versions, as the
+// projector's contiguity check expects.
+const appendGroupSQL = `
+WITH new_events AS (
+    INSERT INTO events (stream_id, stream_type, version, event_id, event_type, schema_version, data, metadata)
+    SELECT $1, $2, e.version, e.event_id, e.event_type, $3, e.data, e.metadata
+    FROM unnest($4::int[], $5::uuid[], $6::text[], $7::jsonb[], $8::jsonb[]) AS e(version, event_id, event_type, data, metadata)
+    ORDER BY e.version
+)
+INSERT INTO idempotency_keys (principal, method, path, idempotency_key, request_hash, answer)
+SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bytea[], $14::bytea[])`
+
+// AppendGroup implements command.EventStore.
+func (s *EventStore) AppendGroup(ctx context.Context, g command.GroupAppend) (err error) {
+	defer dberr.Mark(&err)
+	events := g.Account.Uncommitted()
+	n := len(events)
+	var (
+		versions                       = make([]int32, 0, n)
+		ids                            = make([]pgtype.UUID, 0, n)
+		types                          = make([]string, 0, n)
+		data, metas                    = make([][]byte, 0, n), make([][]byte, 0, n)
+		principals, methods, paths, ks []string
+		hashes, answers                [][]byte
+	)
+	for _, d := range g.Decisions {
+		meta, err := json.Marshal(d.Metadata)
+		if err != nil {
+			return fmt.Errorf("append: encode metadata: %w", err)
+		}
+		for range d.Events {
+			i := len(versions)
+			if i == n {
+				return fmt.Errorf("append: the decisions name more than the %d events", n)
+			}
+			t, _, raw, err := domain.EncodeEvent(events[i])
+			if err != nil {
+				return err
+			}
+			versions = append(versions, int32(g.ExpectedVersion+i+1))
+			ids = append(ids, pgUUID(uuid.New()))
+			types, data, metas = append(types, t), append(data, raw), append(metas, meta)
+		}
+		if d.Idempotency != nil && d.Answer != nil {
+			sc := d.Idempotency
+			principals, methods, paths, ks = append(principals, sc.Principal), append(methods, sc.Method), append(paths, sc.Path), append(ks, sc.Key)
+			hashes, answers = append(hashes, d.Fingerprint), append(answers, []byte(d.Answer))
+		}
+	}
+	if len(versions) != n {
+		return fmt.Errorf("append: the decisions name %d of the %d events", len(versions), n)
+	}
+	_, err = s.pool.Exec(ctx, appendGroupSQL, pgUUID(g.Account.ID()), domain.StreamType, domain.CurrentSchemaVersion,
+		versions, ids, types, data, metas, principals, methods, paths, ks, hashes, answers)
+	if err != nil {
+		return mapAppendError(g.Account.ID(), err)
+	}
+	s.maybeSnapshot(ctx, g.Account, g.ExpectedVersion)
+	return nil
+}
+
 // eventArgs are the parameters of appendSQL's events: $1-$4 shared by every
 // row (stream, type, schema version, metadata), then four per event (version,
 // event id, event type, data); extra is room for the caller's own.
@@ -365,6 +430,41 @@ FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND ide
 		return nil, fmt.Errorf("look up idempotency key: %w", err)
 	}
 	return &rec, nil
+}
+
+// LookupAnswers implements command.EventStore.
+func (s *EventStore) LookupAnswers(ctx context.Context, scopes []command.IdempotencyScope) (_ []*command.KeptAnswer, err error) {
+	defer dberr.Mark(&err)
+	principals, methods, paths, keys := make([]string, len(scopes)), make([]string, len(scopes)), make([]string, len(scopes)), make([]string, len(scopes))
+	for i, sc := range scopes {
+		principals[i], methods[i], paths[i], keys[i] = sc.Principal, sc.Method, sc.Path, sc.Key
+	}
+	rows, err := s.pool.Query(ctx, `
+SELECT k.i, r.request_hash, r.answer
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS k(principal, method, path, idempotency_key, i)
+JOIN idempotency_keys r USING (principal, method, path, idempotency_key)`, principals, methods, paths, keys)
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency keys: %w", err)
+	}
+	defer rows.Close()
+	out := make([]*command.KeptAnswer, len(scopes))
+	for rows.Next() {
+		var (
+			i   int64
+			rec command.KeptAnswer
+		)
+		if err := rows.Scan(&i, &rec.Fingerprint, &rec.Answer); err != nil {
+			return nil, fmt.Errorf("look up idempotency keys: %w", err)
+		}
+		if i < 1 || i > int64(len(out)) {
+			return nil, fmt.Errorf("look up idempotency keys: row %d of %d", i, len(out))
+		}
+		out[i-1] = &rec
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up idempotency keys: %w", err)
+	}
+	return out, nil
 }
 
 // PurgeLockKey is the pg_try_advisory_lock key, on the event store, that lets

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -212,5 +213,89 @@ func TestConcurrentAppendsNeverShareAVersion(t *testing.T) {
 	}
 	if wins+losses != workers || final.Balance() != int64(wins) || final.Version() != 1+wins {
 		t.Fatalf("wins %d losses %d, final balance %d version %d", wins, losses, final.Balance(), final.Version())
+	}
+}
+
+// TestAppendGroup: several commands' decisions in one statement, each event
+// with its command's metadata and each kept answer under its key; a stale
+// expected version stores nothing at all, and the keys' records are looked
+// up together, in order.
+func TestAppendGroup(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t, 0)
+	id := uuid.New()
+	now := time.Now()
+	a := domain.NewAccount(id)
+	if err := a.Open("alice", usd, 0, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, command.Append{Account: a}); err != nil {
+		t.Fatal(err)
+	}
+	a.MarkCommitted()
+	for _, amount := range []int64{100, 200} {
+		if err := a.Deposit(amount, usd, "", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close("", now); !errors.Is(err, domain.ErrBalanceNotZero) {
+		t.Fatalf("close = %v", err)
+	}
+	scope := func(k string) *command.IdempotencyScope {
+		return &command.IdempotencyScope{Principal: "alice", Method: "POST", Path: "/accounts/" + id.String() + "/deposit", Key: k}
+	}
+	g := command.GroupAppend{Account: a, ExpectedVersion: 1, Decisions: []command.Decision{
+		{Events: 1, Metadata: command.Metadata{CorrelationID: "first"}, Idempotency: scope("k1"), Fingerprint: []byte{1}, Answer: command.Answer("one")},
+		{Events: 0, Metadata: command.Metadata{CorrelationID: "refused"}, Idempotency: scope("k2"), Fingerprint: []byte{2}, Answer: command.Answer("two")},
+		{Events: 1, Metadata: command.Metadata{CorrelationID: "second"}},
+	}}
+
+	// Another writer took version 2 first: nothing of the group is stored.
+	other := domain.NewAccount(id)
+	other.Apply(domain.AccountOpened{AccountID: id, OwnerID: "alice", Currency: "USD"}, now)
+	if err := other.Deposit(1, usd, "", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, command.Append{Account: other, ExpectedVersion: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendGroup(ctx, g); !errors.Is(err, command.ErrVersionTaken) {
+		t.Fatalf("group after a lost race = %v; want ErrVersionTaken", err)
+	}
+	kept, err := s.LookupAnswers(ctx, []command.IdempotencyScope{*scope("k1"), *scope("k2")})
+	if err != nil || kept[0] != nil || kept[1] != nil {
+		t.Fatalf("records after the lost race = %v, %v; want none", kept, err)
+	}
+
+	g.ExpectedVersion = 2
+	versioned := domain.NewAccount(id)
+	versioned.Apply(domain.AccountOpened{AccountID: id, OwnerID: "alice", Currency: "USD"}, now)
+	versioned.Apply(domain.MoneyDeposited{AmountMinor: 1, Currency: "USD"}, now)
+	for _, amount := range []int64{100, 200} {
+		if err := versioned.Deposit(amount, usd, "", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.Account = versioned
+	if err := s.AppendGroup(ctx, g); err != nil {
+		t.Fatalf("group: %v", err)
+	}
+	events, err := s.ReadStream(ctx, id, 2, 10)
+	if err != nil || len(events) != 2 {
+		t.Fatalf("ReadStream = %d events, %v", len(events), err)
+	}
+	for i, corr := range []string{"first", "second"} {
+		var m command.Metadata
+		if err := json.Unmarshal(events[i].Metadata, &m); err != nil || m.CorrelationID != corr || events[i].Version != 3+i {
+			t.Errorf("event %d: version %d metadata %s; want version %d, correlation %q", i, events[i].Version, events[i].Metadata, 3+i, corr)
+		}
+	}
+	kept, err = s.LookupAnswers(ctx, []command.IdempotencyScope{*scope("k2"), *scope("none"), *scope("k1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept[0] == nil || string(kept[0].Answer) != "two" || kept[1] != nil || kept[2] == nil || string(kept[2].Answer) != "one" || kept[2].Fingerprint[0] != 1 {
+		t.Fatalf("records = %+v; want two, none, one in the order asked", kept)
 	}
 }

@@ -107,6 +107,7 @@ type CommandMetrics struct {
 	retries   *prometheus.CounterVec
 	replays   *prometheus.CounterVec
 	appended  prometheus.Counter
+	groups    prometheus.Histogram
 	conflicts *prometheus.CounterVec
 	recovered *prometheus.CounterVec
 }
@@ -130,6 +131,10 @@ func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bank_events_appended_total", Help: "Events appended to the event store.",
 		}),
+		groups: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bank_append_group_size", Help: "Commands stored per append: more than one when commands queued on one account were committed together.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bank_concurrency_conflicts_total", Help: "Commands that gave up after their bounded retries (409 concurrency_conflict).",
 		}, []string{"command"}),
@@ -137,7 +142,7 @@ func NewCommandMetrics(reg prometheus.Registerer) *CommandMetrics {
 	m.recovered = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bank_transfer_recoveries_total", Help: "Transfers left pending by a dead process that the recovery loop finished, by how they ended (completed, returned).",
 	}, []string{"status"})
-	reg.MustRegister(m.commands, m.duration, m.retries, m.replays, m.appended, m.conflicts, m.recovered)
+	reg.MustRegister(m.commands, m.duration, m.retries, m.replays, m.appended, m.groups, m.conflicts, m.recovered)
 	// Recoveries are rare: without series at zero, increase() over the first
 	// one would show nothing, and the dashboard would query a name that no
 	// scrape has shown.
@@ -165,8 +170,11 @@ func (m *CommandMetrics) ConflictRetried(command string) { m.retries.WithLabelVa
 // IdempotentReplay implements command.Observer.
 func (m *CommandMetrics) IdempotentReplay(command string) { m.replays.WithLabelValues(command).Inc() }
 
-// EventsAppended implements command.Observer.
-func (m *CommandMetrics) EventsAppended(n int) { m.appended.Add(float64(n)) }
+// Appended implements command.Observer.
+func (m *CommandMetrics) Appended(commands, events int) {
+	m.appended.Add(float64(events))
+	m.groups.Observe(float64(commands))
+}
 
 // poolCollector exposes pgxpool statistics, read at scrape time.
 type poolCollector struct {

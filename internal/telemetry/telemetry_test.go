@@ -56,7 +56,7 @@ func TestMetricsAreExposed(t *testing.T) {
 	cmds.CommandFinished("deposit", "conflict", time.Millisecond)
 	cmds.ConflictRetried("deposit")
 	cmds.IdempotentReplay("deposit")
-	cmds.EventsAppended(2)
+	cmds.Appended(1, 2)
 
 	rec := httptest.NewRecorder()
 	telemetry.Handler(reg).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))

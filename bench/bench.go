@@ -536,31 +536,40 @@ func (b *bench) profileAPI(ctx context.Context, name string) error {
 	return os.WriteFile(filepath.Join(b.cfg.ProfileDir, name), data, 0o644)
 }
 
-func (b *bench) conflictRetries(ctx context.Context) (retries, gaveUp float64, err error) {
+// writeCounters are the api's write-side counters the hot run reports.
+type writeCounters struct{ retries, gaveUp, appends, grouped float64 }
+
+func (b *bench) writeCounters(ctx context.Context) (writeCounters, error) {
 	m, err := fetch(ctx, b.base+"/metrics")
 	if err != nil {
-		return 0, 0, err
+		return writeCounters{}, err
 	}
-	return promSum(m, "bank_command_conflict_retries_total"), promSum(m, "bank_concurrency_conflicts_total"), nil
+	return writeCounters{
+		retries: promSum(m, "bank_command_conflict_retries_total"), gaveUp: promSum(m, "bank_concurrency_conflicts_total"),
+		appends: promSum(m, "bank_append_group_size_count"), grouped: promSum(m, "bank_append_group_size_sum"),
+	}, nil
 }
 
 func (b *bench) hot(ctx context.Context) error {
 	h := HotStats{Clients: b.cfg.HotClients, Accounts: b.cfg.HotAccounts}
-	r0, g0, err := b.conflictRetries(ctx)
+	c0, err := b.writeCounters(ctx)
 	if err != nil {
 		return err
 	}
 	if h.Service, err = b.http(ctx, attackOpts{name: "hot", clients: h.Clients, targeter: depositTargeter(b.base, b.ids[:h.Accounts])}); err != nil {
 		return err
 	}
-	r1, g1, err := b.conflictRetries(ctx)
+	c1, err := b.writeCounters(ctx)
 	if err != nil {
 		return err
 	}
 	// The counters cover the warm-up too: scale them to the window.
 	share := b.cfg.Duration.Seconds() / (b.cfg.Duration + b.cfg.Warmup).Seconds()
-	h.ConflictRetries = math.Round((r1 - r0) * share)
-	h.GaveUp = math.Round((g1 - g0) * share)
+	h.ConflictRetries = math.Round((c1.retries - c0.retries) * share)
+	h.GaveUp = math.Round((c1.gaveUp - c0.gaveUp) * share)
+	if appends := c1.appends - c0.appends; appends > 0 {
+		h.CommandsPerAppend = round3((c1.grouped - c0.grouped) / appends)
+	}
 	if h.Service.Requests > 0 {
 		h.RetriesPerDeposit = round3(h.ConflictRetries / float64(h.Service.Requests))
 	}
@@ -570,7 +579,7 @@ func (b *bench) hot(ctx context.Context) error {
 		}
 	}
 	b.rep.Hot = h
-	b.progress("hot: %d clients on %d accounts: %7.0f/s p99 %6.2f ms, %.0f conflict retries", h.Clients, h.Accounts, h.Service.Throughput, h.Service.P99, h.ConflictRetries)
+	b.progress("hot: %d clients on %d accounts: %7.0f/s p99 %6.2f ms, %.0f conflict retries, %.2f commands per append", h.Clients, h.Accounts, h.Service.Throughput, h.Service.P99, h.ConflictRetries, h.CommandsPerAppend)
 	return nil
 }
 

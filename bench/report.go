@@ -93,6 +93,9 @@ type HotStats struct {
 	ConflictRetries   float64 `json:"conflict_retries"`
 	RetriesPerDeposit float64 `json:"retries_per_deposit"`
 	GaveUp            float64 `json:"gave_up_409"`
+	// CommandsPerAppend is the mean group the api appended in one statement
+	// (bank_append_group_size): how much group commit happened.
+	CommandsPerAppend float64 `json:"commands_per_append"`
 	// RatioToDeposits is the hot run's deposits/s over the random-account
 	// deposits/s at the same clients (0 when that run was left out): what
 	// queueing on a few accounts costs.
@@ -344,15 +347,16 @@ func (r *Report) Markdown() string {
 
 	h := r.Hot
 	p("\n## Hot accounts\n\n%d clients depositing to %d accounts. Conflict retries: appends that lost a race and were decided again "+
-		"(`bank_command_conflict_retries_total`, scaled to the window).\n\n", h.Clients, h.Accounts)
+		"(`bank_command_conflict_retries_total`, scaled to the window). Commands per append: the deposits queued on one account "+
+		"that were decided together and appended in one statement (group commit; `bank_append_group_size`).\n\n", h.Clients, h.Accounts)
 	p("%s", header("tx/s", "p50 ms", "p95 ms", "p99 ms", "errors", "conflict retries", "retries per deposit", "gave up (409)",
-		fmt.Sprintf("ratio to random accounts at %d clients", h.Clients)))
+		"commands per append", fmt.Sprintf("ratio to random accounts at %d clients", h.Clients)))
 	ratioHot := "-"
 	if h.RatioToDeposits > 0 {
 		ratioHot = num(h.RatioToDeposits)
 	}
-	p("| %s | %s | %s | %s | %s | %.0f | %s | %.0f | %s |\n", num(h.Service.Throughput), num(h.Service.P50), num(h.Service.P95), num(h.Service.P99),
-		errs(h.Service), h.ConflictRetries, num(h.RetriesPerDeposit), h.GaveUp, ratioHot)
+	p("| %s | %s | %s | %s | %s | %.0f | %s | %.0f | %s | %s |\n", num(h.Service.Throughput), num(h.Service.P50), num(h.Service.P95), num(h.Service.P99),
+		errs(h.Service), h.ConflictRetries, num(h.RetriesPerDeposit), h.GaveUp, num(h.CommandsPerAppend), ratioHot)
 	p("\n")
 	p("%s", header("run", "api", "projector", "postgres", "load generator", "other processes", "machine busy", "iowait", "CPU µs per request: api + postgres + projector / load generator", "WAL fsyncs / write", "sessions"))
 	p("%s", strings.TrimPrefix(usageRow("", "hot", h.Service), "|  "))

@@ -99,9 +99,7 @@ func finiteTime(t pgtype.Timestamptz, column string) (time.Time, error) {
 // domain.ErrAccountNotFound when the projection has no such account.
 func (s *Store) GetAccount(ctx context.Context, id uuid.UUID) (_ Account, err error) {
 	defer dberr.Mark(&err)
-	// The id goes as a pgtype.UUID for the same reason scanAccount reads
-	// one: a uuid.UUID is a driver.Valuer, sent as text that pgx parses.
-	a, err := scanAccount(s.pool.QueryRow(ctx, getAccountSQL, pgtype.UUID{Bytes: id, Valid: true}))
+	a, err := scanAccount(s.pool.QueryRow(ctx, getAccountSQL, pgUUID(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, domain.ErrAccountNotFound
 	}
@@ -110,6 +108,10 @@ func (s *Store) GetAccount(ctx context.Context, id uuid.UUID) (_ Account, err er
 	}
 	return a, nil
 }
+
+// pgUUID is id as pgx encodes it natively (binary). A uuid.UUID is a
+// driver.Valuer: pgx would format it as text and the server parse it back.
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 // AccountFilter selects a page of accounts.
 type AccountFilter struct {
@@ -145,7 +147,7 @@ func (s *Store) ListAccounts(ctx context.Context, f AccountFilter) (_ Page[Accou
 		add("status = $?", string(f.Status))
 	}
 	if f.After != nil {
-		add("account_id > $?", *f.After)
+		add("account_id > $?", pgUUID(*f.After))
 	}
 	sql := `SELECT ` + accountColumns + ` FROM account_balances`
 	if len(where) > 0 {
@@ -201,7 +203,7 @@ LEFT JOIN LATERAL (
     LIMIT $3
 ) t ON true
 WHERE a.account_id = $1 AND ($4 = '' OR a.owner_id = $4)
-ORDER BY t.version DESC`, id, before, limit+1, owner)
+ORDER BY t.version DESC`, pgUUID(id), before, limit+1, owner)
 	if err != nil {
 		return Page[Transaction]{}, fmt.Errorf("transactions of %s: %w", id, err)
 	}
@@ -272,7 +274,7 @@ LEFT JOIN LATERAL (
     WHERE s.account_id = a.account_id AND s.day BETWEEN $2::date AND $3::date
 ) d ON true
 WHERE a.account_id = $1 AND ($4 = '' OR a.owner_id = $4)
-ORDER BY d.day`, id, utcDate(from), utcDate(to), owner)
+ORDER BY d.day`, pgUUID(id), utcDate(from), utcDate(to), owner)
 	if err != nil {
 		return nil, fmt.Errorf("daily summaries of %s: %w", id, err)
 	}
@@ -439,7 +441,7 @@ LEFT JOIN LATERAL (
 ) t ON true
 WHERE a.account_id = $1 AND ($5 = '' OR a.owner_id = $5)
 ORDER BY t.created_at DESC, t.transfer_id DESC
-LIMIT $4`, id, at, afterID, limit+1, owner)
+LIMIT $4`, pgUUID(id), at, pgUUID(afterID), limit+1, owner)
 	if err != nil {
 		return Page[Transfer]{}, fmt.Errorf("transfers of %s: %w", id, err)
 	}

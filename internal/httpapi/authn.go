@@ -27,6 +27,13 @@ func authenticate(a auth.Authenticator) func(http.Handler) http.Handler {
 				writeProblem(w, r, unauthorized(err))
 				return
 			}
+			if st := stateOf(r); st != nil {
+				// Kept in the request's state rather than in a new context
+				// (and so a new copy of the request).
+				st.principal, st.authed = p, true
+				next.ServeHTTP(w, r)
+				return
+			}
 			next.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), p)))
 		})
 	}
@@ -73,8 +80,7 @@ func unauthorized(err error) *Problem {
 func requireScope(s auth.Scope) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p, _ := auth.FromContext(r.Context())
-			if !p.Has(s) {
+			if !principal(r).Has(s) {
 				writeProblem(w, r, insufficientScope(s))
 				return
 			}
@@ -97,6 +103,9 @@ func forbidden(detail string) *Problem {
 
 // principal is the request's caller; routes behind authenticate always have one.
 func principal(r *http.Request) auth.Principal {
+	if st := stateOf(r); st != nil && st.authed {
+		return st.principal
+	}
 	p, _ := auth.FromContext(r.Context())
 	return p
 }

@@ -40,11 +40,11 @@ func (h *handler) prepare(r *http.Request, body *requestBody, successStatus int,
 		Caller: &command.Caller{Principal: p.Subject, Admin: p.IsAdmin()},
 		Metadata: command.Metadata{
 			Principal:     p.Subject,
-			CorrelationID: r.Header.Get("X-Correlation-ID"),
+			CorrelationID: r.Header.Get("X-Correlation-Id"), // canonical: no allocation to find it
 			CausationID:   requestID(r),
 		},
 	}
-	if !requestIDPattern.MatchString(opts.Metadata.CorrelationID) {
+	if !validRequestID(opts.Metadata.CorrelationID) {
 		opts.Metadata.CorrelationID = opts.Metadata.CausationID
 	}
 	key, present, err := idempotencyKey(r)

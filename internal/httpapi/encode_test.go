@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,12 +107,26 @@ func TestNewRequestID(t *testing.T) {
 	for range 100 {
 		id := newRequestID()
 		u, err := uuid.Parse(id)
-		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id || !requestIDPattern.MatchString(id) {
+		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id || !validRequestID(id) {
 			t.Fatalf("request id %q: %v, version %d, variant %v", id, err, u.Version(), u.Variant())
 		}
 		if seen[id] {
 			t.Fatalf("request id %q made twice", id)
 		}
 		seen[id] = true
+	}
+}
+
+// validRequestID is the contract's X-Request-ID pattern, written out.
+func TestValidRequestIDIsThePattern(t *testing.T) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+	inputs := []string{"", "a", "req-1.2:3_4", strings.Repeat("x", 128), strings.Repeat("x", 129), "a b", "a/b", "é", "a\n", "\x00"}
+	for c := range 256 {
+		inputs = append(inputs, string([]byte{byte(c)}), "id"+string([]byte{byte(c)}))
+	}
+	for _, s := range inputs {
+		if got, want := validRequestID(s), pattern.MatchString(s); got != want {
+			t.Errorf("validRequestID(%q) = %v, the pattern says %v", s, got, want)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"math"
 	"net/http"
 	"strconv"
@@ -119,20 +118,4 @@ func (ls *limiters) len() int {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	return len(ls.m)
-}
-
-// withTimeout gives each request a deadline (REQUEST_TIMEOUT): its database
-// work is cancelled when it passes, and the handler answers 503 timeout
-// (context.DeadlineExceeded in problemFor).
-func withTimeout(d time.Duration) func(http.Handler) http.Handler {
-	if d <= 0 {
-		return func(next http.Handler) http.Handler { return next }
-	}
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx, cancel := context.WithTimeout(r.Context(), d)
-			defer cancel()
-			next.ServeHTTP(w, r.WithContext(ctx))
-		})
-	}
 }

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/rs/zerolog"
-
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/dberr"
 	"github.com/evbank/bank/internal/domain"
@@ -156,7 +154,7 @@ func (p *Problem) body() []byte {
 func writeProblem(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err)
 	if p.Status >= 500 {
-		zerolog.Ctx(r.Context()).Error().Err(err).Msg("request failed")
+		logger(r).Error().Err(err).Msg("request failed")
 	}
 	if p.retryAfter != "" {
 		w.Header().Set("Retry-After", p.retryAfter)

@@ -75,7 +75,7 @@ func NewRouter(d Deps) http.Handler {
 		h.minVersionWait = defaultMinVersionWait
 	}
 	r := chi.NewRouter()
-	r.Use(withRequestID(d.Log), accessLog(d.HTTPObs), recoverer, limitBody, withTimeout(d.RequestTimeout))
+	r.Use(begin(d.Log, d.RequestTimeout), accessLog(d.HTTPObs), recoverer, limitBody)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, newProblem(http.StatusNotFound, "not_found", "no resource at this path"))
 	})
@@ -164,7 +164,7 @@ func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	if h.ready != nil {
 		if err := h.ready(r.Context()); err != nil {
-			zerolog.Ctx(r.Context()).Warn().Err(err).Msg("not ready")
+			logger(r).Warn().Err(err).Msg("not ready")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": notReadyReason(err)})
 			return
 		}

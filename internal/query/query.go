@@ -37,42 +37,69 @@ var accountColumns = readmodel.AccountBalances.ColumnList()
 // getAccountSQL is GetAccount's statement, built once rather than per call.
 var getAccountSQL = `SELECT ` + accountColumns + ` FROM account_balances WHERE account_id = $1`
 
-// scanAccount reads the id into a pgtype.UUID: a uuid.UUID is a
-// sql.Scanner, which pgx feeds through the uuid's text form (format it,
-// parse it back) on every row.
+// accountRow is scanAccount's scan targets, in one allocation: every target
+// escapes through Scan's ...any, and as separate variables each was one. The
+// id is a pgtype.UUID because a uuid.UUID is a sql.Scanner, which pgx feeds
+// through the uuid's text form (format it, parse it back); the times are
+// pgtype.Timestamptz because pgx plans a time.Time (and a *time.Time for the
+// nullable one) through a wrapper or two, allocated on every row.
+type accountRow struct {
+	id                      pgtype.UUID
+	owner, code, status     string
+	balance                 int64
+	version                 int
+	opened, updated, closed pgtype.Timestamptz
+	dest                    [9]any
+}
+
 func scanAccount(row pgx.Row) (Account, error) {
-	var (
-		a        Account
-		id       pgtype.UUID
-		code     string
-		balance  int64
-		closedAt *time.Time
-	)
-	if err := row.Scan(&id, &a.OwnerID, &code, &balance, &a.Status, &a.Version, &a.OpenedAt, &a.UpdatedAt, &closedAt); err != nil {
+	r := new(accountRow)
+	r.dest = [9]any{&r.id, &r.owner, &r.code, &r.balance, &r.status, &r.version, &r.opened, &r.updated, &r.closed}
+	if err := row.Scan(r.dest[:]...); err != nil {
 		return Account{}, err
 	}
-	a.ID = id.Bytes // NULL, which the column never is, stays the zero UUID as before
-	cur, err := currency(code)
+	cur, err := currency(r.code)
 	if err != nil {
 		return Account{}, err
 	}
-	a.Currency = cur.Code()
-	a.Balance = domain.FormatAmount(balance, cur)
-	a.OpenedAt, a.UpdatedAt = a.OpenedAt.UTC(), a.UpdatedAt.UTC()
-	if closedAt != nil {
-		c := closedAt.UTC()
+	a := Account{
+		ID:      r.id.Bytes, // NULL, which the column never is, stays the zero UUID as before
+		OwnerID: r.owner, Currency: cur.Code(), Balance: domain.FormatAmount(r.balance, cur),
+		Status: r.status, Version: r.version,
+	}
+	if a.OpenedAt, err = finiteTime(r.opened, "opened_at"); err != nil {
+		return Account{}, err
+	}
+	if a.UpdatedAt, err = finiteTime(r.updated, "updated_at"); err != nil {
+		return Account{}, err
+	}
+	if r.closed.Valid {
+		c, err := finiteTime(r.closed, "closed_at")
+		if err != nil {
+			return Account{}, err
+		}
 		a.ClosedAt = &c
 	}
 	return a, nil
+}
+
+// finiteTime is t in UTC, or the error a time.Time target gave for what it
+// cannot hold: NULL or an infinity (neither of which the projector writes).
+func finiteTime(t pgtype.Timestamptz, column string) (time.Time, error) {
+	switch {
+	case !t.Valid:
+		return time.Time{}, fmt.Errorf("%s: cannot scan NULL into a time", column)
+	case t.InfinityModifier != pgtype.Finite:
+		return time.Time{}, fmt.Errorf("%s: cannot scan an infinite timestamp into a time", column)
+	}
+	return t.Time.UTC(), nil
 }
 
 // GetAccount returns the account as account_balances holds it. Errors:
 // domain.ErrAccountNotFound when the projection has no such account.
 func (s *Store) GetAccount(ctx context.Context, id uuid.UUID) (_ Account, err error) {
 	defer dberr.Mark(&err)
-	// The id goes as a pgtype.UUID for the same reason scanAccount reads
-	// one: a uuid.UUID is a driver.Valuer, sent as text that pgx parses.
-	a, err := scanAccount(s.pool.QueryRow(ctx, getAccountSQL, pgtype.UUID{Bytes: id, Valid: true}))
+	a, err := scanAccount(s.pool.QueryRow(ctx, getAccountSQL, pgUUID(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Account{}, domain.ErrAccountNotFound
 	}
@@ -81,6 +108,10 @@ func (s *Store) GetAccount(ctx context.Context, id uuid.UUID) (_ Account, err er
 	}
 	return a, nil
 }
+
+// pgUUID is id as pgx encodes it natively (binary). A uuid.UUID is a
+// driver.Valuer: pgx would format it as text and the server parse it back.
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 // AccountFilter selects a page of accounts.
 type AccountFilter struct {
@@ -116,7 +147,7 @@ func (s *Store) ListAccounts(ctx context.Context, f AccountFilter) (_ Page[Accou
 		add("status = $?", string(f.Status))
 	}
 	if f.After != nil {
-		add("account_id > $?", *f.After)
+		add("account_id > $?", pgUUID(*f.After))
 	}
 	sql := `SELECT ` + accountColumns + ` FROM account_balances`
 	if len(where) > 0 {
@@ -172,7 +203,7 @@ LEFT JOIN LATERAL (
     LIMIT $3
 ) t ON true
 WHERE a.account_id = $1 AND ($4 = '' OR a.owner_id = $4)
-ORDER BY t.version DESC`, id, before, limit+1, owner)
+ORDER BY t.version DESC`, pgUUID(id), before, limit+1, owner)
 	if err != nil {
 		return Page[Transaction]{}, fmt.Errorf("transactions of %s: %w", id, err)
 	}
@@ -243,7 +274,7 @@ LEFT JOIN LATERAL (
     WHERE s.account_id = a.account_id AND s.day BETWEEN $2::date AND $3::date
 ) d ON true
 WHERE a.account_id = $1 AND ($4 = '' OR a.owner_id = $4)
-ORDER BY d.day`, id, utcDate(from), utcDate(to), owner)
+ORDER BY d.day`, pgUUID(id), utcDate(from), utcDate(to), owner)
 	if err != nil {
 		return nil, fmt.Errorf("daily summaries of %s: %w", id, err)
 	}
@@ -410,7 +441,7 @@ LEFT JOIN LATERAL (
 ) t ON true
 WHERE a.account_id = $1 AND ($5 = '' OR a.owner_id = $5)
 ORDER BY t.created_at DESC, t.transfer_id DESC
-LIMIT $4`, id, at, afterID, limit+1, owner)
+LIMIT $4`, pgUUID(id), at, pgUUID(afterID), limit+1, owner)
 	if err != nil {
 		return Page[Transfer]{}, fmt.Errorf("transfers of %s: %w", id, err)
 	}

@@ -93,7 +93,7 @@ func (s *Store) WaitForVersion(ctx context.Context, id uuid.UUID, version int, m
 // version is the account's version in account_balances, 0 without a row.
 func (s *Store) version(ctx context.Context, id uuid.UUID) (int, error) {
 	var v int
-	err := s.pool.QueryRow(ctx, `SELECT version FROM account_balances WHERE account_id = $1`, id).Scan(&v)
+	err := s.pool.QueryRow(ctx, `SELECT version FROM account_balances WHERE account_id = $1`, pgUUID(id)).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}

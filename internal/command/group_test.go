@@ -284,3 +284,58 @@ func (g *groupCounting) Appended(commands, _ int) {
 		}
 	}
 }
+
+// TestIfMatchWithinAGroup: each member's If-Match is checked against the
+// account as the members before it left it, and one that no longer matches
+// is that member's version conflict alone.
+func TestIfMatchWithinAGroup(t *testing.T) {
+	t.Parallel()
+	base, _, es := newServices(t, command.Config{})
+	gate := &gatedStore{EventStore: es, entered: make(chan struct{}), release: make(chan struct{})}
+	s := command.NewService(gate, command.Config{DefaultCurrency: usd})
+	ctx := context.Background()
+	id := open(t, base, "") // version 1
+
+	deposit := func(p *command.Precondition) chan error {
+		out := make(chan error, 1)
+		go func() {
+			_, err := s.Deposit(ctx, command.Deposit{AccountID: id, Amount: "1.00"}, command.Options{IfMatch: p})
+			out <- err
+		}()
+		return out
+	}
+	gate.armed.Store(true)
+	leader := deposit(nil) // version 2
+	<-gate.entered
+	preconditions := []*command.Precondition{
+		{Versions: []int{2}}, // matches after the leader: version 3
+		{Versions: []int{2}}, // the member before it moved the account on
+		{Any: true},          // version 4
+		{Versions: []int{4}}, // version 5
+	}
+	outs := make([]chan error, len(preconditions))
+	for i, p := range preconditions {
+		outs[i] = deposit(p)
+		testwait.Until(t, 5*time.Second, func() (bool, string) {
+			n := command.QueuedOn(s, id)
+			return n == i+1, fmt.Sprintf("%d commands in line, want %d", n, i+1)
+		})
+	}
+	close(gate.release)
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []error{nil, command.ErrVersionConflict, nil, nil} {
+		if err := <-outs[i]; !errors.Is(err, want) {
+			t.Errorf("member %d: %v, want %v", i, err, want)
+		}
+	}
+	if acct, err := es.Load(ctx, id); err != nil || acct.Version() != 5 || acct.Balance() != 400 {
+		t.Errorf("account %v, %v; want version 5, balance 400", acct, err)
+	}
+	gate.mu.Lock()
+	defer gate.mu.Unlock()
+	if len(gate.groupLen) != 1 || gate.groupLen[0] != 3 {
+		t.Errorf("group appends %v; want one of the 3 members that matched", gate.groupLen)
+	}
+}

@@ -239,6 +239,9 @@ func evidence(u *Usage) string {
 	}
 	s := fmt.Sprintf("CPU busy %.0f%% of %d cores (api %.0f%%, postgres %.0f%%, projector %.0f%%, load generator %.0f%%, other processes %.0f%% of a core), iowait %.0f%%",
 		u.MachineBusy, max(goInfoCPUs(), 1), u.APICPU, u.PostgresCPU, u.ProjectorCPU, u.ClientCPU, u.OtherCPU, u.MachineIOWait)
+	if rq := u.RunQueue; rq != (RunQueueWaits{}) {
+		s += fmt.Sprintf("; waiting for a core: api %.0f, postgres %.0f, projector %.0f ms/s", rq.API, rq.Postgres, rq.Projector)
+	}
 	if w := topWaits(u.Waits, 3); w != "" {
 		s += "; sessions: " + w
 	}

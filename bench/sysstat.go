@@ -42,6 +42,43 @@ func procCPU(pid int) (own, children float64, ppid int, ok bool) {
 	return n(14) + n(15), n(16) + n(17), ppid, true
 }
 
+// runQueueWait is how long pid's threads have been runnable but waiting for
+// a core, in seconds (the second field of each /proc/<pid>/task/*/schedstat).
+// On a saturated machine this, not the work itself, is what stretches a
+// latency's tail.
+func runQueueWait(pid int) float64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	var ns float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(b)); len(f) >= 2 {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			ns += v
+		}
+	}
+	return ns / 1e9
+}
+
+// treeRunQueueWait is runQueueWait of pid and its live children: for the
+// postmaster, every backend of the server.
+func treeRunQueueWait(pid int) float64 {
+	total := runQueueWait(pid)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if _, _, ppid, ok := procCPU(child); ok && ppid == pid {
+			total += runQueueWait(child)
+		}
+	}
+	return total
+}
+
 // treeCPU is the CPU seconds used by pid, its live children and every child
 // it has reaped: for the postmaster, the whole server, backends that have
 // exited included.
@@ -125,6 +162,16 @@ type Usage struct {
 	// Waits are what active client sessions were doing, sampled every 50 ms:
 	// "CPU" is running or waiting for a core.
 	Waits []WaitShare `json:"waits"`
+	// RunQueue is how long each process's threads together waited for a
+	// core, in milliseconds per second of the window (schedstat).
+	RunQueue RunQueueWaits `json:"run_queue_ms_per_s"`
+}
+
+// RunQueueWaits are the processes' waits for a core, in ms per second.
+type RunQueueWaits struct {
+	API       float64 `json:"api"`
+	Projector float64 `json:"projector"`
+	Postgres  float64 `json:"postgres"`
 }
 
 // WaitShare is one wait event's share of the samples of active sessions.
@@ -137,6 +184,7 @@ type WaitShare struct {
 type snapshot struct {
 	at                      time.Time
 	api, proj, pg, self     float64
+	apiRQ, projRQ, pgRQ     float64 // seconds waiting for a core
 	busy, idle, iowait      float64
 	walSync, walBytes, walW int64
 }
@@ -159,6 +207,7 @@ func (m *monitor) snap(ctx context.Context) snapshot {
 		s.self = own
 	}
 	s.pg = treeCPU(m.pgPID)
+	s.apiRQ, s.projRQ, s.pgRQ = runQueueWait(m.apiPID), runQueueWait(m.projPID), treeRunQueueWait(m.pgPID)
 	s.busy, s.idle, s.iowait = machineCPU()
 	_ = m.pool.QueryRow(ctx, `SELECT wal_sync, wal_bytes::bigint, wal_write FROM pg_stat_wal`).Scan(&s.walSync, &s.walBytes, &s.walW)
 	return s
@@ -235,6 +284,10 @@ func (w *window) end(ctx context.Context, clientCPUSeconds float64) Usage {
 		WALSyncs:     e.walSync - s.walSync,
 		WALBytes:     e.walBytes - s.walBytes,
 		WALWrites:    e.walW - s.walW,
+		RunQueue: RunQueueWaits{
+			API: round1(1000 * (e.apiRQ - s.apiRQ) / wall), Projector: round1(1000 * (e.projRQ - s.projRQ) / wall),
+			Postgres: round1(1000 * (e.pgRQ - s.pgRQ) / wall),
+		},
 	}
 	if clientCPUSeconds >= 0 {
 		u.ClientCPU = pct(clientCPUSeconds)

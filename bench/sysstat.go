@@ -66,6 +66,15 @@ func runQueueWait(pid int) float64 {
 // postmaster, every backend of the server.
 func treeRunQueueWait(pid int) float64 {
 	total := runQueueWait(pid)
+	for _, child := range children(pid) {
+		total += runQueueWait(child)
+	}
+	return total
+}
+
+// children are the live processes whose parent is pid.
+func children(pid int) []int {
+	var out []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())
@@ -73,10 +82,10 @@ func treeRunQueueWait(pid int) float64 {
 			continue
 		}
 		if _, _, ppid, ok := procCPU(child); ok && ppid == pid {
-			total += runQueueWait(child)
+			out = append(out, child)
 		}
 	}
-	return total
+	return out
 }
 
 // treeCPU is the CPU seconds used by pid, its live children and every child
@@ -88,13 +97,8 @@ func treeCPU(pid int) float64 {
 		return 0
 	}
 	total := own + reaped
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil || child == pid {
-			continue
-		}
-		if c, _, ppid, ok := procCPU(child); ok && ppid == pid {
+	for _, child := range children(pid) {
+		if c, _, _, ok := procCPU(child); ok {
 			total += c
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/evbank/bank/internal/command"
 	"github.com/evbank/bank/internal/domain"
+	"github.com/evbank/bank/internal/store"
 	"github.com/evbank/bank/internal/testwait"
 )
 
@@ -44,6 +45,29 @@ func (g *gatedStore) AppendGroup(ctx context.Context, ga command.GroupAppend) er
 	return g.EventStore.AppendGroup(ctx, ga)
 }
 
+// newGatedService returns a service over a gated store, and a plain service
+// and the store itself beside it, over one real database.
+func newGatedService(t *testing.T) (*command.Service, *gatedStore, *command.Service, *store.EventStore) {
+	t.Helper()
+	base, _, es := newServices(t, command.Config{})
+	gate := &gatedStore{EventStore: es, entered: make(chan struct{}), release: make(chan struct{})}
+	return command.NewService(gate, command.Config{DefaultCurrency: usd}), gate, base, es
+}
+
+// queueInOrder calls start(i) for each i < n, each once the one before it
+// waits in id's line, so that they queue in this order behind a leader
+// held at the gate.
+func queueInOrder(t *testing.T, s *command.Service, id uuid.UUID, n int, start func(i int)) {
+	t.Helper()
+	for i := range n {
+		start(i)
+		testwait.Until(t, 5*time.Second, func() (bool, string) {
+			q := command.QueuedOn(s, id)
+			return q == i+1, fmt.Sprintf("%d commands in line, want %d", q, i+1)
+		})
+	}
+}
+
 // keepAll keeps every outcome under the key: the version reached, or the error.
 func keepAll(key string, fingerprint byte) *command.Idempotency {
 	return &command.Idempotency{
@@ -65,9 +89,7 @@ func keepAll(key string, fingerprint byte) *command.Idempotency {
 // of its group is refused alone.
 func TestQueuedCommandsAreDecidedTogether(t *testing.T) {
 	t.Parallel()
-	base, _, es := newServices(t, command.Config{})
-	gate := &gatedStore{EventStore: es, entered: make(chan struct{}), release: make(chan struct{})}
-	s := command.NewService(gate, command.Config{DefaultCurrency: usd})
+	s, gate, base, es := newGatedService(t)
 	ctx := context.Background()
 	id := open(t, base, "10.00") // versions 1-2, balance 10.00
 
@@ -115,13 +137,7 @@ func TestQueuedCommandsAreDecidedTogether(t *testing.T) {
 		},
 	}
 	outs := make([]chan outcome, len(queued))
-	for i, start := range queued {
-		outs[i] = start()
-		testwait.Until(t, 5*time.Second, func() (bool, string) {
-			n := command.QueuedOn(s, id)
-			return n == i+1, fmt.Sprintf("%d commands in line, want %d", n, i+1)
-		})
-	}
+	queueInOrder(t, s, id, len(queued), func(i int) { outs[i] = queued[i]() })
 	close(gate.release)
 
 	if o := <-leader; o.err != nil || o.res.Account.Version() != 3 {
@@ -290,9 +306,7 @@ func (g *groupCounting) Appended(commands, _ int) {
 // is that member's version conflict alone.
 func TestIfMatchWithinAGroup(t *testing.T) {
 	t.Parallel()
-	base, _, es := newServices(t, command.Config{})
-	gate := &gatedStore{EventStore: es, entered: make(chan struct{}), release: make(chan struct{})}
-	s := command.NewService(gate, command.Config{DefaultCurrency: usd})
+	s, gate, base, es := newGatedService(t)
 	ctx := context.Background()
 	id := open(t, base, "") // version 1
 
@@ -314,13 +328,7 @@ func TestIfMatchWithinAGroup(t *testing.T) {
 		{Versions: []int{4}}, // version 5
 	}
 	outs := make([]chan error, len(preconditions))
-	for i, p := range preconditions {
-		outs[i] = deposit(p)
-		testwait.Until(t, 5*time.Second, func() (bool, string) {
-			n := command.QueuedOn(s, id)
-			return n == i+1, fmt.Sprintf("%d commands in line, want %d", n, i+1)
-		})
-	}
+	queueInOrder(t, s, id, len(preconditions), func(i int) { outs[i] = deposit(preconditions[i]) })
 	close(gate.release)
 	if err := <-leader; err != nil {
 		t.Fatal(err)

@@ -32,11 +32,12 @@ token: ## print a token for the api of make run (SUB=alice, SCOPE="bank:read ban
 test: test-deps node_modules/.package-lock.json ## run every test (race detector on) against a throwaway PostgreSQL
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# Debian packages some tests run: chromium (the /docs browser test in e2e)
-# and prometheus (promtool, for deploy/prometheus's rule tests). As root
-# (CI, a fresh machine) they are installed when missing; otherwise this says
-# what to install, and the tests that need them fail naming it.
-TEST_DEBS := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v promtool),,prometheus)
+# Debian packages some tests run: chromium (the /docs browser test in e2e),
+# prometheus (promtool, for deploy/prometheus's rule tests) and wrk (the
+# benchmark's load generator, run by its smoke test). As root (CI, a fresh
+# machine) they are installed when missing; otherwise this says what to
+# install, and the tests that need them fail naming it.
+TEST_DEBS := $(if $(wildcard /usr/bin/chromium),,chromium) $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v wrk),,wrk)
 .PHONY: test-deps
 test-deps: ## install what the tests need from Debian (chromium, prometheus) if missing; needs root
 	@if [ -n "$(strip $(TEST_DEBS))" ]; then \
@@ -83,15 +84,25 @@ fuzz: ## fuzz the amount parser for a minute
 	$(GO) test -run='^$$' -fuzz=FuzzParseAmount -fuzztime=60s ./internal/domain
 
 .PHONY: bench
-bench: ## measure the service against pgbench on a private durable PostgreSQL (~5 min); results in bench-results/
+bench: bench-deps ## measure the service against pgbench on a private durable PostgreSQL (~5 min); results in bench-results/
 	$(GO) run ./bench/cmd/benchrun -out bench-results $(BENCH_FLAGS)
+
+.PHONY: bench-deps
+bench-deps: ## install the benchmark's load generator (Debian's wrk) if missing; needs root
+	@if ! command -v wrk >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; \
+		else \
+			echo "make bench: wrk is missing (sudo apt-get install wrk)"; exit 1; \
+		fi; \
+	fi
 
 .PHONY: bench-publish
 bench-publish: ## the NATS publisher: a 200,000-event backlog (BENCH_BACKLOG) beside the projector's catch-up, and its lag at BENCH_RATE deposits/s (~1 min)
 	$(GO) test -count=1 -run='^$$' -bench=. -benchtime=1x -timeout=15m ./internal/publish
 
 .PHONY: bench-smoke
-bench-smoke: ## run the whole benchmark pipeline in seconds (also part of make test)
+bench-smoke: bench-deps ## run the whole benchmark pipeline in seconds (also part of make test)
 	$(GO) test -count=1 -run TestSmoke ./bench
 
 .PHONY: clean

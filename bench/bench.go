@@ -3,7 +3,7 @@
 //
 // Run starts a private, durable PostgreSQL (fsync and synchronous_commit on),
 // builds and starts the real api and projector, opens the accounts through the
-// api, and then measures: deposits at several client counts (vegeta, closed
+// api, and then measures: deposits at several client counts (wrk, closed
 // loop, keep-alive) beside pgbench running the deposit's own SQL and a bare
 // single-event INSERT; a hot-account run; the two main queries beside a
 // pgbench select of the same rows; the projection lag at half the best
@@ -447,16 +447,6 @@ func (b *bench) pgbench(ctx context.Context, name, script string, clients int) (
 	return b.pgb.run(ctx, b.mon, name, script, clients, b.cfg.Warmup, b.cfg.Duration)
 }
 
-// http runs one vegeta attack after settling.
-func (b *bench) http(ctx context.Context, o attackOpts) (Stats, error) {
-	if err := b.settle(ctx); err != nil {
-		return Stats{}, err
-	}
-	o.warmup, o.dur = b.cfg.Warmup, b.cfg.Duration
-	o.targeter = withBearer(o.targeter, b.token)
-	return attack(ctx, b.mon, o), nil
-}
-
 func (b *bench) deposits(ctx context.Context) error {
 	for _, c := range b.cfg.Clients {
 		row := DepositRow{Clients: c}
@@ -466,7 +456,7 @@ func (b *bench) deposits(ctx context.Context) error {
 			go func() { profile <- b.profileAPI(ctx, fmt.Sprintf("api-cpu-deposit-%d.pprof", c)) }()
 		}
 		var err error
-		if row.Service, err = b.http(ctx, attackOpts{name: "deposit", clients: c, targeter: depositTargeter(b.base, b.ids)}); err != nil {
+		if row.Service, err = b.closedLoop(ctx, wrkLoad{name: "deposit", clients: c, mode: "deposit", ids: b.ids}); err != nil {
 			return err
 		}
 		if profile != nil {
@@ -503,7 +493,7 @@ func (b *bench) deposits(ctx context.Context) error {
 // deposits of the same run.
 func (b *bench) transfers(ctx context.Context) error {
 	c := b.cfg.RatioClients
-	st, err := b.http(ctx, attackOpts{name: "transfer", clients: c, targeter: transferTargeter(b.base, b.ids)})
+	st, err := b.closedLoop(ctx, wrkLoad{name: "transfer", clients: c, mode: "transfer", ids: b.ids})
 	if err != nil {
 		return err
 	}
@@ -556,7 +546,7 @@ func (b *bench) hot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.Service, err = b.http(ctx, attackOpts{name: "hot", clients: h.Clients, targeter: depositTargeter(b.base, b.ids[:h.Accounts])}); err != nil {
+	if h.Service, err = b.closedLoop(ctx, wrkLoad{name: "hot", clients: h.Clients, mode: "deposit", ids: b.ids[:h.Accounts]}); err != nil {
 		return err
 	}
 	c1, err := b.writeCounters(ctx)
@@ -596,7 +586,7 @@ func (b *bench) queries(ctx context.Context) error {
 			go func() { profile <- b.profileAPI(ctx, "api-cpu-get-account.pprof") }()
 		}
 		var err error
-		if row.Service, err = b.http(ctx, attackOpts{name: q.name, clients: c, targeter: getTargeter(b.base, b.ids, q.suffix)}); err != nil {
+		if row.Service, err = b.closedLoop(ctx, wrkLoad{name: q.name, clients: c, mode: "get", ids: b.ids, suffix: q.suffix}); err != nil {
 			return err
 		}
 		if profile != nil {

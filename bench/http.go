@@ -21,7 +21,8 @@ func accountID(n int) uuid.UUID {
 	return uuid.UUID(md5.Sum([]byte(strconv.Itoa(n))))
 }
 
-// attackOpts describe one vegeta run.
+// attackOpts describe one vegeta run: the constant-rate lag run and the
+// opening of the accounts (the closed-loop runs use wrk, see wrk.go).
 type attackOpts struct {
 	name    string
 	clients int // workers, each a keep-alive connection
@@ -125,29 +126,6 @@ func depositTargeter(base string, ids []uuid.UUID) vegeta.Targeter {
 	return func(t *vegeta.Target) error {
 		id := ids[rand.IntN(len(ids))]
 		t.Method, t.URL, t.Body, t.Header = http.MethodPost, base+"/accounts/"+id.String()+"/deposit", body, jsonHeader
-		return nil
-	}
-}
-
-// transferTargeter moves 0.01 from one of ids to another, at random.
-func transferTargeter(base string, ids []uuid.UUID) vegeta.Targeter {
-	return func(t *vegeta.Target) error {
-		i := rand.IntN(len(ids))
-		j := (i + 1 + rand.IntN(len(ids)-1)) % len(ids)
-		body, err := json.Marshal(map[string]string{"from_account_id": ids[i].String(), "to_account_id": ids[j].String(), "amount": "0.01"})
-		if err != nil {
-			return err
-		}
-		t.Method, t.URL, t.Body, t.Header = http.MethodPost, base+"/transfers", body, jsonHeader
-		return nil
-	}
-}
-
-// getTargeter GETs base + prefix + id + suffix for one of ids at random.
-func getTargeter(base string, ids []uuid.UUID, suffix string) vegeta.Targeter {
-	return func(t *vegeta.Target) error {
-		id := ids[rand.IntN(len(ids))]
-		t.Method, t.URL, t.Body, t.Header = http.MethodGet, base+"/accounts/"+id.String()+suffix, nil, nil
 		return nil
 	}
 }

@@ -70,7 +70,7 @@ func (b *bench) closedLoop(ctx context.Context, l wrkLoad) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	script, idsFile := filepath.Join(dir, "load.lua"), filepath.Join(dir, "ids")
 	var ids strings.Builder
 	for _, id := range l.ids {

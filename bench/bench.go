@@ -277,6 +277,11 @@ func (b *bench) setup(ctx context.Context) error {
 		}
 		apiVars["PPROF_ADDR"] = b.pprofAddr
 	}
+	// As many server connections as the baselines' pgbench opens for its
+	// largest run: with DB_MAX_CONNS's default (20, sized for several api
+	// instances on one server) the api's pool, not the server, was the queue
+	// at 64 clients, and fewer commits shared each WAL flush.
+	apiVars["DB_MAX_CONNS"] = strconv.Itoa(max(slices.Max(b.cfg.Clients), b.cfg.HotClients, b.cfg.QueryClients, 20))
 	maps.Copy(apiVars, b.cfg.APIEnv)
 	projVars := maps.Clone(common)
 	projVars["PROJECTOR_ADDR"] = projAddr
@@ -322,7 +327,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.cmdPool, err = pgxpool.NewWithConfig(ctx, ccfg); err != nil {
 		return err
 	}
-	b.mon = &monitor{pool: b.pool, apiPID: b.api.pid(), projPID: b.proj.pid(), pgPID: postmasterPID(srv.DataDir())}
+	b.mon = &monitor{pool: b.pool, apiPID: b.api.pid(), projPID: b.proj.pid(), pgPID: postmasterPID(srv.DataDir()), apiURL: b.base}
 	if err := b.pool.QueryRow(ctx, `SELECT version()`).Scan(&b.rep.Machine.Postgres); err != nil {
 		return err
 	}

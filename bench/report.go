@@ -239,6 +239,9 @@ func evidence(u *Usage) string {
 	}
 	s := fmt.Sprintf("CPU busy %.0f%% of %d cores (api %.0f%%, postgres %.0f%%, projector %.0f%%, load generator %.0f%%, other processes %.0f%% of a core), iowait %.0f%%",
 		u.MachineBusy, max(goInfoCPUs(), 1), u.APICPU, u.PostgresCPU, u.ProjectorCPU, u.ClientCPU, u.OtherCPU, u.MachineIOWait)
+	if p := u.APIPool; p.Acquires > 0 {
+		s += fmt.Sprintf("; api pool: %.0f%% of acquires waited for a connection, %.2f ms per acquire", 100*p.Waited/p.Acquires, 1000*p.AcquireSeconds/p.Acquires)
+	}
 	if rq := u.RunQueue; rq != (RunQueueWaits{}) {
 		s += fmt.Sprintf("; waiting for a core: api %.0f, postgres %.0f, projector %.0f ms/s", rq.API, rq.Postgres, rq.Projector)
 	}
@@ -291,9 +294,10 @@ func (r *Report) Markdown() string {
 		"to the others, so that the api stays the only writer of its accounts (as in production; a writer behind its back "+
 		"would make its cached states stale, each costing a failed INSERT and a reload). Each run: %.0f s warm-up, then %.0f s measured; "+
 		"the projector runs throughout; the server is checkpointed and the projector caught up before each run. "+
-		"Baselines: `%s` against the same server. Whole benchmark: %.0f s.\n\n",
+		"Baselines: `%s` against the same server. The api's pool: DB_MAX_CONNS=%s, as many server connections as pgbench opens "+
+		"for its largest run. Whole benchmark: %.0f s.\n\n",
 		r.Seed.Accounts, r.Seed.Seconds, r.Seed.PerSecond, r.Settings.Accounts, r.Settings.WarmupS, r.Settings.DurationS,
-		r.Settings.PgbenchMode, r.Settings.ElapsedS)
+		r.Settings.PgbenchMode, r.Settings.APIEnv["DB_MAX_CONNS"], r.Settings.ElapsedS)
 
 	p("## Targets\n\n")
 	p("%s", header("target", "want", "got", "met", "where the time went"))

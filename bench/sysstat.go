@@ -169,6 +169,17 @@ type Usage struct {
 	// RunQueue is how long each process's threads together waited for a
 	// core, in milliseconds per second of the window (schedstat).
 	RunQueue RunQueueWaits `json:"run_queue_ms_per_s"`
+	// APIPool is the api's connection pools over the window (pgxpool stats
+	// from its /metrics): acquires, how many found no idle connection and
+	// waited, and the time spent acquiring.
+	APIPool PoolUse `json:"api_pool"`
+}
+
+// PoolUse is what the api's pgxpool pools did over a window, all pools added.
+type PoolUse struct {
+	Acquires       float64 `json:"acquires"`
+	Waited         float64 `json:"waited"`
+	AcquireSeconds float64 `json:"acquire_seconds"`
 }
 
 // RunQueueWaits are the processes' waits for a core, in ms per second.
@@ -189,6 +200,7 @@ type snapshot struct {
 	at                      time.Time
 	api, proj, pg, self     float64
 	apiRQ, projRQ, pgRQ     float64 // seconds waiting for a core
+	pool                    PoolUse // the api's pools' counters so far
 	busy, idle, iowait      float64
 	walSync, walBytes, walW int64
 }
@@ -197,6 +209,7 @@ type snapshot struct {
 type monitor struct {
 	pool                   *pgxpool.Pool
 	apiPID, projPID, pgPID int
+	apiURL                 string // for the api's pool statistics
 }
 
 func (m *monitor) snap(ctx context.Context) snapshot {
@@ -212,6 +225,14 @@ func (m *monitor) snap(ctx context.Context) snapshot {
 	}
 	s.pg = treeCPU(m.pgPID)
 	s.apiRQ, s.projRQ, s.pgRQ = runQueueWait(m.apiPID), runQueueWait(m.projPID), treeRunQueueWait(m.pgPID)
+	if m.apiURL != "" {
+		if text, err := fetch(ctx, m.apiURL+"/metrics"); err == nil {
+			s.pool = PoolUse{
+				Acquires: promSum(text, "pgxpool_acquires_total"), Waited: promSum(text, "pgxpool_empty_acquire_waits_total"),
+				AcquireSeconds: promSum(text, "pgxpool_acquire_duration_seconds_total"),
+			}
+		}
+	}
 	s.busy, s.idle, s.iowait = machineCPU()
 	_ = m.pool.QueryRow(ctx, `SELECT wal_sync, wal_bytes::bigint, wal_write FROM pg_stat_wal`).Scan(&s.walSync, &s.walBytes, &s.walW)
 	return s
@@ -288,6 +309,10 @@ func (w *window) end(ctx context.Context, clientCPUSeconds float64) Usage {
 		WALSyncs:     e.walSync - s.walSync,
 		WALBytes:     e.walBytes - s.walBytes,
 		WALWrites:    e.walW - s.walW,
+		APIPool: PoolUse{
+			Acquires: e.pool.Acquires - s.pool.Acquires, Waited: e.pool.Waited - s.pool.Waited,
+			AcquireSeconds: round3(e.pool.AcquireSeconds - s.pool.AcquireSeconds),
+		},
 		RunQueue: RunQueueWaits{
 			API: round1(1000 * (e.apiRQ - s.apiRQ) / wall), Projector: round1(1000 * (e.projRQ - s.projRQ) / wall),
 			Postgres: round1(1000 * (e.pgRQ - s.pgRQ) / wall),

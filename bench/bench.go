@@ -455,19 +455,13 @@ func (b *bench) pgbench(ctx context.Context, name, script string, clients int) (
 func (b *bench) deposits(ctx context.Context) error {
 	for _, c := range b.cfg.Clients {
 		row := DepositRow{Clients: c}
-		var profile chan error
+		load := wrkLoad{name: "deposit", clients: c, mode: "deposit", ids: b.ids}
 		if b.cfg.ProfileDir != "" && c == b.cfg.RatioClients {
-			profile = make(chan error, 1)
-			go func() { profile <- b.profileAPI(ctx, fmt.Sprintf("api-cpu-deposit-%d.pprof", c)) }()
+			load.profile = fmt.Sprintf("api-cpu-deposit-%d.pprof", c)
 		}
 		var err error
-		if row.Service, err = b.closedLoop(ctx, wrkLoad{name: "deposit", clients: c, mode: "deposit", ids: b.ids}); err != nil {
+		if row.Service, err = b.closedLoop(ctx, load); err != nil {
 			return err
-		}
-		if profile != nil {
-			if err := <-profile; err != nil {
-				b.progress("profile not taken: %v", err)
-			}
 		}
 		b.progress("deposits, %2d clients: service %7.0f/s p99 %6.2f ms", c, row.Service.Throughput, row.Service.P99)
 		if c == b.cfg.RatioClients {
@@ -512,15 +506,10 @@ func (b *bench) transfers(ctx context.Context) error {
 	return nil
 }
 
-// profileAPI saves a CPU profile of the api over the measured part of the
-// next run (it starts after the warm-up).
-func (b *bench) profileAPI(ctx context.Context, name string) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(b.cfg.Warmup + time.Second): // + settling, roughly
-	}
-	secs := max(int(b.cfg.Duration.Seconds())-1, 1)
+// profileAPI saves a CPU profile of the api over the next d, starting at
+// once: call it as the measured run starts.
+func (b *bench) profileAPI(ctx context.Context, name string, d time.Duration) error {
+	secs := max(int(d.Seconds()), 1)
 	data, err := fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.pprofAddr, secs))
 	if err != nil {
 		return err
@@ -585,19 +574,13 @@ func (b *bench) queries(ctx context.Context) error {
 		{"transactions", "GET /accounts/{id}/transactions", "/transactions", selectTransactionsScript},
 	} {
 		row := QueryRow{Name: q.name, Path: q.path, Clients: c}
-		var profile chan error
+		load := wrkLoad{name: q.name, clients: c, mode: "get", ids: b.ids, suffix: q.suffix}
 		if b.cfg.ProfileDir != "" && q.name == "account" {
-			profile = make(chan error, 1)
-			go func() { profile <- b.profileAPI(ctx, "api-cpu-get-account.pprof") }()
+			load.profile = "api-cpu-get-account.pprof"
 		}
 		var err error
-		if row.Service, err = b.closedLoop(ctx, wrkLoad{name: q.name, clients: c, mode: "get", ids: b.ids, suffix: q.suffix}); err != nil {
+		if row.Service, err = b.closedLoop(ctx, load); err != nil {
 			return err
-		}
-		if profile != nil {
-			if err := <-profile; err != nil {
-				b.progress("profile not taken: %v", err)
-			}
 		}
 		if row.Pgbench, err = b.pgbench(ctx, "select-"+q.name, q.script, c); err != nil {
 			return err

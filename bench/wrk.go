@@ -38,6 +38,9 @@ type wrkLoad struct {
 	mode    string // deposit, transfer or get
 	ids     []uuid.UUID
 	suffix  string // get: appended to /accounts/{id}
+	// profile, when set, names the api CPU profile taken over the measured
+	// run (-profile).
+	profile string
 }
 
 // wrkResult is what wrk.lua prints when wrk is done.
@@ -105,9 +108,20 @@ func (b *bench) closedLoop(ctx context.Context, l wrkLoad) (Stats, error) {
 	if _, _, err := run(b.cfg.Warmup); err != nil {
 		return Stats{}, err
 	}
+	var profiled chan error
+	if l.profile != "" {
+		// Over the measured run only: started with it, a second shorter.
+		profiled = make(chan error, 1)
+		go func() { profiled <- b.profileAPI(ctx, l.profile, b.cfg.Duration-time.Second) }()
+	}
 	w := b.mon.begin(ctx)
 	res, cpu, err := run(b.cfg.Duration)
 	usage := w.end(ctx, cpu)
+	if profiled != nil {
+		if perr := <-profiled; perr != nil {
+			b.progress("profile %s not taken: %v", l.profile, perr)
+		}
+	}
 	if err != nil {
 		return Stats{}, err
 	}

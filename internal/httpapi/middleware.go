@@ -122,8 +122,11 @@ func newRequestID() string {
 	return string(appendUUID(buf[:0], u))
 }
 
-// HTTPObserver is told about every finished request; metrics implement it.
+// HTTPObserver is told about every request: when it starts and ends (ended
+// also when a panic aborts it) and, once answered, how.
 type HTTPObserver interface {
+	RequestStarted()
+	RequestEnded()
 	RequestFinished(route, method string, status int, d time.Duration)
 }
 
@@ -138,6 +141,10 @@ func accessLog(obs HTTPObserver) func(http.Handler) http.Handler {
 			st := stateOf(r)
 			if st == nil {
 				panic("httpapi: accessLog runs behind begin")
+			}
+			if obs != nil {
+				obs.RequestStarted()
+				defer obs.RequestEnded()
 			}
 			start := time.Now()
 			st.w = statusWriter{ResponseWriter: w}

@@ -53,6 +53,7 @@ func Handler(reg *prometheus.Registry) http.Handler {
 type HTTPMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
 	// series caches each label set's counter and histogram: WithLabelValues
 	// hashes the labels and takes the vector's lock on every call, and each
 	// request would otherwise pay that twice. Routes are patterns, methods
@@ -80,10 +81,19 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 			Name: "http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "http_requests_in_flight", Help: "Requests being handled: read from their connection, not yet answered (what a shutdown drains).",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.inFlight)
 	return m
 }
+
+// RequestStarted implements httpapi.HTTPObserver.
+func (m *HTTPMetrics) RequestStarted() { m.inFlight.Inc() }
+
+// RequestEnded implements httpapi.HTTPObserver.
+func (m *HTTPMetrics) RequestEnded() { m.inFlight.Dec() }
 
 // RequestFinished implements httpapi.HTTPObserver.
 func (m *HTTPMetrics) RequestFinished(route, method string, status int, d time.Duration) {

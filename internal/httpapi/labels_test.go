@@ -105,3 +105,30 @@ func seriesNames(body []byte) map[string]bool {
 	}
 	return set
 }
+
+// TestInFlightGaugeReturnsToTheScrape: whatever the answers were (2xx, 4xx,
+// 405, 404), every request that started has ended: the gauge reads only the
+// scrape that reads it.
+func TestInFlightGaugeReturnsToTheScrape(t *testing.T) {
+	t.Parallel()
+	a := newTestAPI(t)
+	a.do("GET", "/healthz", nil)
+	a.do("BREW", "/accounts", nil)
+	a.do("GET", "/no-such-path", nil)
+	a.do("POST", "/accounts", `{"owner_id":`)
+	body := string(a.do("GET", "/metrics", nil).Body)
+	if !strings.Contains(body, "\nhttp_requests_in_flight 1\n") {
+		t.Errorf("http_requests_in_flight is not 1 (the scrape) after the requests ended:\n%s", grepLines(body, "http_requests_in_flight"))
+	}
+}
+
+func grepLines(text, prefix string) string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), prefix) {
+			out = append(out, sc.Text())
+		}
+	}
+	return strings.Join(out, "\n")
+}

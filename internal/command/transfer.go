@@ -40,8 +40,8 @@ var errStepTaken = errors.New("transfer step already taken")
 // Transfer runs a transfer's saga within the request: step 1 (TransferSent on
 // the source) after the checks of DESIGN §7, then step 2 (TransferReceived on
 // the destination) or, when the destination refuses, step 3 (TransferReturned
-// on the source). Each step is one single-stream append, holding only that
-// stream's lock, so crossing transfers never deadlock. Should a later step
+// on the source). Each step is one single-stream append, leading only that
+// stream's queue, so crossing transfers never deadlock. Should a later step
 // fail here, the transfer stays pending and the recovery loop finishes it.
 //
 // Errors, before anything is appended: domain.ErrAccountNotFound (the source

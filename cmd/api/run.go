@@ -97,6 +97,9 @@ func loadConfig() (config, error) {
 	if cfg.RequestTimeout <= 0 {
 		return cfg, errors.New("REQUEST_TIMEOUT must be positive")
 	}
+	if cfg.CommandGroup < 1 {
+		return cfg, errors.New("COMMAND_GROUP_MAX must be at least 1 (1: each command appended alone)")
+	}
 	return cfg, nil
 }
 

@@ -78,8 +78,9 @@ func TestJWTModeNamesWhatIsMissing(t *testing.T) {
 		{map[string]string{"AUTH_ISSUER": "i", "AUTH_AUDIENCE": "a", "AUTH_JWKS_FILE": "/x", "AUTH_JWKS_URL": "http://x"}, []string{"one JWKS source"}},
 		{map[string]string{"AUTH_MODE": "basic"}, []string{`AUTH_MODE="basic"`}},
 		{map[string]string{"AUTH_MODE": "none", "RATE_LIMIT": "-1"}, []string{"RATE_LIMIT"}},
+		{map[string]string{"AUTH_MODE": "none", "COMMAND_GROUP_MAX": "0"}, []string{"COMMAND_GROUP_MAX"}},
 	} {
-		for _, k := range []string{"AUTH_MODE", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_FILE", "AUTH_JWKS_URL", "RATE_LIMIT"} {
+		for _, k := range []string{"AUTH_MODE", "AUTH_ISSUER", "AUTH_AUDIENCE", "AUTH_JWKS_FILE", "AUTH_JWKS_URL", "RATE_LIMIT", "COMMAND_GROUP_MAX"} {
 			t.Setenv(k, "") // restored after the test
 			if v, ok := tc.env[k]; ok {
 				t.Setenv(k, v)

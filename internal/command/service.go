@@ -445,10 +445,20 @@ func (s *Service) replay(ctx context.Context, name string, idem *Idempotency) (r
 		return Result{}, false, nil
 	}
 	stored, err := s.store.LookupAnswer(ctx, idem.Scope)
-	if err != nil || stored == nil {
+	if err != nil {
 		return Result{}, false, err
 	}
-	if !bytes.Equal(stored.Fingerprint, idem.Fingerprint) {
+	return s.answerFrom(name, idem, stored)
+}
+
+// answerFrom is what the record stored under idem's key says of a command:
+// nothing (none is stored), its answer replayed, or ErrIdempotencyKeyReused
+// when the record is another request's.
+func (s *Service) answerFrom(name string, idem *Idempotency, stored *KeptAnswer) (res Result, ok bool, err error) {
+	switch {
+	case stored == nil:
+		return Result{}, false, nil
+	case !bytes.Equal(stored.Fingerprint, idem.Fingerprint):
 		return Result{}, false, ErrIdempotencyKeyReused
 	}
 	s.obs.IdempotentReplay(name)
@@ -465,40 +475,22 @@ func (s *Service) replayAll(ctx context.Context, live []*queuedCommand) ([]*queu
 			scopes = append(scopes, c.opts.Idempotency.Scope)
 		}
 	}
-	var stored []*KeptAnswer
-	switch len(scopes) {
-	case 0:
+	if len(scopes) == 0 {
 		return live, nil
-	case 1:
-		rec, err := s.store.LookupAnswer(ctx, scopes[0])
-		if err != nil {
-			return live, err
-		}
-		stored = []*KeptAnswer{rec}
-	default:
-		var err error
-		if stored, err = s.store.LookupAnswers(ctx, scopes); err != nil {
-			return live, err
-		}
+	}
+	stored, err := s.store.LookupAnswers(ctx, scopes)
+	if err != nil {
+		return live, err
 	}
 	i := 0
 	return slices.DeleteFunc(live, func(c *queuedCommand) bool {
-		idem := c.opts.Idempotency
-		if idem == nil {
+		if c.opts.Idempotency == nil {
 			return false
 		}
-		rec := stored[i]
+		res, ok, err := s.answerFrom(c.name, c.opts.Idempotency, stored[i])
 		i++
-		switch {
-		case rec == nil:
-			return false
-		case !bytes.Equal(rec.Fingerprint, idem.Fingerprint):
-			c.err = ErrIdempotencyKeyReused
-		default:
-			s.obs.IdempotentReplay(c.name)
-			c.res = Result{Answer: rec.Answer, Replayed: true}
-		}
-		return true
+		c.res, c.err = res, err
+		return ok || err != nil
 	}), nil
 }
 

@@ -432,8 +432,16 @@ FROM idempotency_keys WHERE principal = $1 AND method = $2 AND path = $3 AND ide
 	return &rec, nil
 }
 
-// LookupAnswers implements command.EventStore.
+// LookupAnswers implements command.EventStore. One key, the usual case, is
+// LookupAnswer's plain statement, cheaper than unnesting arrays.
 func (s *EventStore) LookupAnswers(ctx context.Context, scopes []command.IdempotencyScope) (_ []*command.KeptAnswer, err error) {
+	if len(scopes) == 1 {
+		rec, err := s.LookupAnswer(ctx, scopes[0])
+		if err != nil {
+			return nil, err
+		}
+		return []*command.KeptAnswer{rec}, nil
+	}
 	defer dberr.Mark(&err)
 	principals, methods, paths, keys := make([]string, len(scopes)), make([]string, len(scopes)), make([]string, len(scopes)), make([]string, len(scopes))
 	for i, sc := range scopes {

@@ -21,13 +21,12 @@ func accountID(n int) uuid.UUID {
 	return uuid.UUID(md5.Sum([]byte(strconv.Itoa(n))))
 }
 
-// attackOpts describe one vegeta run: the constant-rate lag run and the
-// opening of the accounts (the closed-loop runs use wrk, see wrk.go).
+// attackOpts describe one constant-rate vegeta run, the lag run's (the
+// closed-loop runs use wrk, see wrk.go).
 type attackOpts struct {
 	name    string
 	clients int // workers, each a keep-alive connection
-	// rate is requests per second; 0 sends as fast as the clients can, each
-	// waiting for its answer (a closed loop).
+	// rate is requests per second.
 	rate        int
 	warmup, dur time.Duration
 	targeter    vegeta.Targeter
@@ -38,10 +37,7 @@ type attackOpts struct {
 // attack runs o and measures the requests that end after the warm-up.
 func attack(ctx context.Context, mon *monitor, o attackOpts) Stats {
 	workers := uint64(o.clients)
-	maxWorkers := workers
-	if o.rate > 0 {
-		maxWorkers = 8 * workers // a constant rate needs spare workers when answers slow down
-	}
+	maxWorkers := 8 * workers // a constant rate needs spare workers when answers slow down
 	atk := vegeta.NewAttacker(
 		vegeta.Workers(workers), vegeta.MaxWorkers(maxWorkers),
 		vegeta.Connections(int(maxWorkers)), vegeta.KeepAlive(true),

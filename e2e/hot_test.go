@@ -98,9 +98,20 @@ func TestHotAccountsAcrossKilledAPIs(t *testing.T) {
 		})
 	}
 
+	acknowledged := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
 	const kills = 2
 	for range kills {
-		time.Sleep(time.Duration(400+rand.IntN(400)) * time.Millisecond)
+		// Mid-load: after a random share of further answers, so that groups
+		// are being appended when the api dies.
+		from, more := acknowledged(), 100+rand.IntN(200)
+		eventually(t, 30*time.Second, func() (bool, string) {
+			n := acknowledged() - from
+			return n >= more, fmt.Sprintf("%d commands acknowledged since the last kill, want %d", n, more)
+		})
 		apis[0].signal(t, syscall.SIGKILL)
 		if code := apis[0].wait(t, 10*time.Second); code != -1 {
 			t.Fatalf("api after SIGKILL: exit code %d", code)
@@ -108,13 +119,10 @@ func TestHotAccountsAcrossKilledAPIs(t *testing.T) {
 		apis[0] = s.startAPI(t)
 		urls[0].Store(apis[0].url)
 	}
-	mu.Lock()
-	afterKills := len(acked)
-	mu.Unlock()
+	afterKills := acknowledged()
 	eventually(t, 30*time.Second, func() (bool, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(acked) >= afterKills+100, fmt.Sprintf("%d commands acknowledged since the last restart, want 100", len(acked)-afterKills)
+		n := acknowledged() - afterKills
+		return n >= 100, fmt.Sprintf("%d commands acknowledged since the last restart, want 100", n)
 	})
 	// Grouping shows in the metrics of the api that was never killed.
 	m := metrics(t, apis[1].url)
